@@ -1,0 +1,23 @@
+"""gantk: a PyTorch toolkit for GANs -- a plugin registry of generator/discriminator pairs trained by
+one shared engine."""
+
+from gantk.config import Config, DataConfig, EMAConfig, OptimConfig, ScheduleConfig, TrainConfig
+from gantk.errors import GantkError
+from gantk.plugin import GanPlugin, Phase, StepContext, Update
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "EMAConfig",
+    "GanPlugin",
+    "GantkError",
+    "OptimConfig",
+    "Phase",
+    "ScheduleConfig",
+    "StepContext",
+    "TrainConfig",
+    "Update",
+    "__version__",
+]

@@ -1,0 +1,217 @@
+"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``.
+
+Errors a user can fix print one paragraph and exit with code 2; there is no traceback unless
+``GANTK_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from gantk.errors import GantkError
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a plugin",
+        description="Train PLUGIN (a folder such as plugins/dcgan, a registered name, or an installed plugin).",
+    )
+    p.add_argument("plugin", help="plugin folder, registered name, or dist:name")
+    p.add_argument("--data", help="dataset name (mnist, facades, att_faces, ...) or a folder; sets data.name")
+    p.add_argument("--out", help="run folder (default: runs/<plugin>)")
+    p.add_argument(
+        "--config", action="append", default=[], metavar="FILE", help="YAML file layered over the plugin defaults"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one config key, e.g. train.batch_size=64",
+    )
+    p.add_argument("--max-steps", type=int, help="stop after N generator steps (sets train.max_steps)")
+    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
+    p.add_argument("--seed", type=int, help="sets train.seed")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from a trained generator",
+        description="Sample from a run folder (its newest checkpoint) or a checkpoint folder.",
+    )
+    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("-n", type=int, default=64, help="number of samples (walks, with --interpolate)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "-o", "--output", default="samples.png", help="a .png file (one grid) or a folder (one PNG per sample)"
+    )
+    p.add_argument(
+        "--interpolate", type=int, metavar="STEPS", help="latent walks of STEPS images between random points"
+    )
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
+    p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gantk", description="A PyTorch toolkit for GANs.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "plugins", help="list the plugins gantk can find", description="List built-in and installed plugins."
+    )
+    sub.add_parser("datasets", help="list named datasets and where they are", description="List the dataset cards.")
+    _add_train(sub)
+    _add_sample(sub)
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------- commands
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from gantk import registry
+    from gantk.engine.logger import console
+
+    table = Table(title="gantk plugins")
+    for col in ("name", "source", "description"):
+        table.add_column(col)
+    specs = registry.all_specs()
+    names = [s.name for s in specs]
+    for spec in specs:
+        where = spec.source if spec.source != "installed" else f"installed: {spec.dist} {spec.version}"
+        try:
+            description = spec.load().description or ""
+        except GantkError as exc:
+            description = f"[red]broken:[/red] {exc}"
+        if names.count(spec.name) > 1:
+            description += " [yellow](name clash: pick by path or dist:name)[/yellow]"
+        table.add_row(spec.name, where, description)
+    console.print(table)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from gantk.data import cards, locate
+    from gantk.engine.logger import console
+
+    table = Table(title="gantk datasets")
+    for col in ("name", "kind", "found at", "description"):
+        table.add_column(col)
+    for name, card in sorted(cards().items()):
+        try:
+            where = str(locate(name, download=False)[0])
+        except GantkError:
+            where = "not here (downloads on first use)"
+        table.add_row(name, card.kind, where, card.description)
+    console.print(table)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gantk import registry
+    from gantk.config import load_yaml, to_dict
+    from gantk.engine import PluginSource, train
+
+    spec, cls = registry.load(args.plugin)
+    out = Path(args.out or Path("runs") / spec.name)
+    layers = []
+    if args.resume and (out / "config.yaml").is_file():
+        layers.append((load_yaml(out / "config.yaml"), str(out / "config.yaml")))
+    layers += [(load_yaml(f), f) for f in args.config]
+    cli = {}
+    if args.data:
+        cli.setdefault("data", {})["name"] = args.data
+    for key, value in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed)):
+        if value is not None:
+            cli.setdefault("train", {})[key] = value
+    if cli:
+        layers.append((cli, "the command line"))
+    cfg = registry.make_config(spec, cls, layers, args.overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
+    plugin = cls(cfg)
+    source = PluginSource(name=spec.name, source=spec.source, location=spec.location)
+    train(plugin, out, source, resume=args.resume)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.sampling import interpolate, load_generator, sample, save_each, save_grid
+
+    if args.n < 1:
+        raise GantkError(f"-n must be at least 1; got {args.n}.")
+    device = select_device(args.device)
+    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last")
+    out = Path(args.output)
+    if args.interpolate is not None:
+        if args.interpolate < 2:
+            raise GantkError(f"--interpolate needs at least 2 steps; got {args.interpolate}.")
+        walks = args.n if args.n != 64 else 8  # -n counts walks here; 8 rows unless asked
+        images = interpolate(plugin, G, walks, args.interpolate, args.seed, device)
+        nrow = args.interpolate
+    else:
+        images = sample(plugin, G, args.n, args.seed, device)
+        nrow = None
+    if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        save_grid(images, out, nrow=nrow)
+        console.print(f"wrote a grid of {len(images)} images to {out}", highlight=False)
+    else:
+        paths = save_each(images, out)
+        console.print(f"wrote {len(paths)} images to {out}/", highlight=False)
+    return 0
+
+
+COMMANDS = {"plugins": cmd_plugins, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"gantk: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from gantk import __version__
+
+        print(f"gantk {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format="gantk: %(message)s", stream=sys.stderr)
+    warnings.showwarning = _show_warning
+    try:
+        return COMMANDS[args.command](args)
+    except GantkError as exc:
+        if os.environ.get("GANTK_DEBUG"):
+            raise
+        print(f"gantk: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gantk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

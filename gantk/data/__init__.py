@@ -1,0 +1,97 @@
+"""gantk's data layer: named datasets (cards), dataset kinds, lookup, download and batching.
+
+Lookup order for ``data.name`` (``--data``):
+
+1. an existing path;
+2. ``$GANTK_DATA/<name>``;
+3. ``datasets/<name>/`` in the gantk checkout;
+4. download, verify and extract into ``datasets/<name>/`` using the card ``datasets/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from gantk.config import DataConfig
+from gantk.data.cards import CARDS_DIR, DatasetCard, cards
+from gantk.data.datasets import KINDS, ImageFileDataset, TensorDataset
+from gantk.data.download import download_dataset
+from gantk.errors import DataError
+
+__all__ = ["ImageFileDataset", "TensorDataset", "cards", "load_dataset", "locate"]
+
+log = logging.getLogger("gantk")
+
+PRELOAD_LIMIT_BYTES = 2 << 30  # data.preload=auto keeps datasets up to 2 GiB of uint8 pixels in memory
+
+
+def _non_empty(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def locate(name: str, kind: str = "", download: bool = True) -> tuple[Path, str]:
+    """Find (or fetch) the data for ``name``; returns its folder and loader kind."""
+    if not name:
+        raise DataError("no dataset given: set data.name in the config or pass --data NAME_OR_PATH.")
+    known = cards()
+    path = Path(name).expanduser()
+    if path.exists() and (name not in known or "/" in name or name.startswith(".")):
+        if not path.is_dir():
+            raise DataError(f"--data {name}: expected a folder of images (or of MNIST idx files), got a file.")
+        return path, kind or _detect_kind(path)
+    card: DatasetCard | None = known.get(name)
+    if card is None:
+        raise DataError(
+            f"--data {name!r} is neither an existing folder nor a known dataset. Known datasets: "
+            f"{', '.join(sorted(known)) or 'none'} (cards in {CARDS_DIR})."
+        )
+    candidates = []
+    if os.environ.get("GANTK_DATA"):
+        candidates.append(Path(os.environ["GANTK_DATA"]).expanduser() / name)
+    local = CARDS_DIR / name
+    candidates.append(local)
+    for candidate in candidates:
+        if _non_empty(candidate):
+            return candidate, kind or card.kind
+    if not download:
+        raise DataError(f"dataset '{name}' not found in {' or '.join(map(str, candidates))}.")
+    log.info("dataset '%s' not found locally; downloading into %s", name, local)
+    return download_dataset(card, local), kind or card.kind
+
+
+def _detect_kind(path: Path) -> str:
+    for folder in (path / "raw", path / "MNIST" / "raw", path):
+        if any(folder.glob("train-images*idx3-ubyte*")):
+            return "mnist"
+    return "image_folder"
+
+
+def load_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
+    """Build the dataset ``cfg`` describes, preloaded into memory when it fits (``data.preload``)."""
+    root, kind = locate(cfg.name, cfg.kind)
+    if kind not in KINDS:
+        raise DataError(f"data.kind {kind!r} is not a dataset kind gantk knows; choose one of {', '.join(KINDS)}.")
+    dataset = KINDS[kind](root, cfg.image_size, cfg.channels, split or cfg.split)
+    if cfg.limit:
+        dataset = _limited(dataset, cfg.limit)
+    if isinstance(dataset, ImageFileDataset):
+        planes = dataset.channels * (2 if kind == "paired" else 1)
+        size = len(dataset) * planes * cfg.image_size**2
+        if cfg.preload == "always" or (cfg.preload == "auto" and size <= PRELOAD_LIMIT_BYTES):
+            log.info("decoding %s into memory (%.1f MB)", dataset.description, size / 1e6)
+            dataset = dataset.preload()
+    return dataset
+
+
+def _limited(dataset: Dataset, n: int) -> Dataset:
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset({k: v[:n] for k, v in dataset.tensors.items()}, dataset.channels, dataset.class_names)
+    if isinstance(dataset, ImageFileDataset):
+        return ImageFileDataset(
+            dataset.items[:n], dataset.read, dataset.channels, dataset.class_names, dataset.description
+        )
+    raise DataError(f"data.limit is not supported for {type(dataset).__name__}.")

@@ -1,0 +1,232 @@
+"""Dataset kinds: how a folder on disk becomes a dataset of uint8 image tensors.
+
+Every dataset yields dicts of tensors (``{"image": uint8 (C, H, W), "label": int64}``, or ``{"A", "B"}``
+for pairs) and carries ``channels`` and ``num_classes``, which the engine writes into the resolved
+config so a checkpoint can rebuild its networks without the data. Small datasets are decoded once into
+memory (:class:`TensorDataset`), so the data path costs one index per batch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from gantk.data.images import fit, is_image_file, native_channels, open_image, read_image, to_mode, to_tensor
+from gantk.errors import DataError
+
+
+class TensorDataset(Dataset):
+    """Items held in memory as stacked tensors; ``batch(idx)`` slices a whole batch at once."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], channels: int, class_names: tuple[str, ...] = ()) -> None:
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
+        self.tensors = tensors
+        self.channels = channels
+        self.class_names = class_names
+        self.num_classes = len(class_names)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.tensors.items()}
+
+
+class ImageFileDataset(Dataset):
+    """Images decoded from files on each access; ``preload()`` turns it into a TensorDataset."""
+
+    def __init__(
+        self,
+        items: list,
+        read: Callable[[object], dict[str, torch.Tensor]],
+        channels: int,
+        class_names: tuple[str, ...] = (),
+        description: str = "",
+    ) -> None:
+        self.items = items
+        self.read = read
+        self.channels = channels
+        self.class_names = class_names
+        self.num_classes = len(class_names)
+        self.description = description
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.read(self.items[i])
+
+    def preload(self) -> TensorDataset:
+        samples = [self.read(item) for item in self.items]
+        tensors = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+        return TensorDataset(tensors, self.channels, self.class_names)
+
+
+# --------------------------------------------------------------------------------------------------
+# image_folder: a folder of images, searched recursively; sub-folders of the root are classes
+# --------------------------------------------------------------------------------------------------
+
+
+def image_folder(root: Path, image_size: int, channels: int) -> ImageFileDataset:
+    files = sorted(p for p in root.rglob("*") if is_image_file(p))
+    if not files:
+        raise DataError(
+            f"dataset folder {root} holds no image files (searched recursively for "
+            f"{', '.join(sorted(e for e in ('.png', '.jpg', '.jpeg', '.bmp', '.pgm', '.webp')))} and other "
+            "formats Pillow reads)."
+        )
+    # Classes: when every image sits below a first-level sub-folder, that sub-folder is its label.
+    tops = [p.relative_to(root).parts for p in files]
+    class_names: tuple[str, ...] = ()
+    labels: list[int] = []
+    if all(len(parts) > 1 for parts in tops):
+        class_names = tuple(sorted({parts[0] for parts in tops}, key=_natural_key))
+        index = {name: i for i, name in enumerate(class_names)}
+        labels = [index[parts[0]] for parts in tops]
+    channels = channels or native_channels(files[0])
+
+    def read(item: tuple[Path, int]) -> dict[str, torch.Tensor]:
+        path, label = item
+        out = {"image": read_image(path, channels, image_size)}
+        if class_names:
+            out["label"] = torch.tensor(label, dtype=torch.int64)
+        return out
+
+    items = list(zip(files, labels or [-1] * len(files), strict=True))
+    return ImageFileDataset(items, read, channels, class_names, description=f"{len(files)} images in {root}")
+
+
+def _natural_key(name: str) -> list:
+    """Sort 's2' before 's10'."""
+    import re
+
+    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", name)]
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist: the original idx files (gzipped or not)
+# --------------------------------------------------------------------------------------------------
+
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for folder in (root / "raw", root / "MNIST" / "raw", root):
+        for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+            if (folder / name).is_file():
+                return folder / name
+    raise DataError(
+        f"MNIST file {stem}(.gz) not found under {root} (looked in raw/, MNIST/raw/ and the folder itself)."
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (the MNIST format): big-endian magic, dimensions, then unsigned bytes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"MNIST file {path} cannot be read: {exc}") from None
+    if len(data) < 4:
+        raise DataError(f"MNIST file {path} is truncated ({len(data)} bytes).")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"MNIST file {path} is not an idx file of unsigned bytes (magic {data[:4].hex()}).")
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"MNIST file {path} is truncated: header says {dims}, found {body.size} values.")
+    return body.reshape(dims)
+
+
+def mnist(root: Path, image_size: int, channels: int, split: str = "train") -> TensorDataset:
+    if split not in _MNIST_FILES:
+        raise DataError(f"MNIST has splits 'train' and 'test'; got data.split={split!r}.")
+    img_stem, lbl_stem = _MNIST_FILES[split]
+    images = torch.from_numpy(read_idx(_find_idx(root, img_stem)).copy())
+    labels = torch.from_numpy(read_idx(_find_idx(root, lbl_stem)).astype(np.int64))
+    if len(images) != len(labels):
+        raise DataError(f"MNIST under {root}: {len(images)} images but {len(labels)} labels.")
+    images = images[:, None]  # (N, 1, 28, 28)
+    if image_size and image_size != images.shape[-1]:
+        images = _resize_uint8(images, image_size)
+    if channels == 3:
+        images = images.expand(-1, 3, -1, -1).contiguous()
+    return TensorDataset({"image": images, "label": labels}, channels or 1, tuple(str(i) for i in range(10)))
+
+
+def _resize_uint8(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Resize a uint8 (N, C, H, W) stack with antialiased bilinear filtering, in chunks."""
+    out = []
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].float()
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(y.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# paired: side-by-side files (the pix2pix layout) or A/ and B/ folders with matching names
+# --------------------------------------------------------------------------------------------------
+
+
+def paired(root: Path, image_size: int, channels: int, split: str = "train") -> ImageFileDataset:
+    base = root / split if (root / split).is_dir() else root
+    a_dir, b_dir = base / "A", base / "B"
+    channels = channels or 3
+    if a_dir.is_dir() and b_dir.is_dir():
+        a_files = {p.relative_to(a_dir): p for p in a_dir.rglob("*") if is_image_file(p)}
+        b_files = {p.relative_to(b_dir): p for p in b_dir.rglob("*") if is_image_file(p)}
+        missing = sorted(set(a_files) ^ set(b_files))
+        if missing:
+            side = "B" if missing[0] in a_files else "A"
+            raise DataError(
+                f"paired dataset {base}: {len(missing)} file(s) have no partner, e.g. {missing[0]} has no "
+                f"match in {base / side}. Every file in A/ needs a file of the same name in B/."
+            )
+        items: list = [(a_files[k], b_files[k]) for k in sorted(a_files)]
+
+        def read(item: tuple[Path, Path]) -> dict[str, torch.Tensor]:
+            return {"A": read_image(item[0], channels, image_size), "B": read_image(item[1], channels, image_size)}
+
+    else:
+        items = sorted((p for p in base.rglob("*") if is_image_file(p)), key=lambda p: _natural_key(p.name))
+
+        def read(item: Path) -> dict[str, torch.Tensor]:  # type: ignore[misc]
+            img = to_mode(open_image(item), channels)
+            w, h = img.size
+            if w < 2 or w % 2:
+                raise DataError(
+                    f"paired image {item} is {w}x{h}; a side-by-side pair needs an even width (A left, B right)."
+                )
+            left, right = img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))
+            if image_size:
+                left, right = fit(left, image_size), fit(right, image_size)
+            return {"A": to_tensor(left), "B": to_tensor(right)}
+
+    if not items:
+        raise DataError(f"paired dataset folder {base} holds no images (side-by-side files, or A/ and B/ folders).")
+    return ImageFileDataset(items, read, channels, description=f"{len(items)} pairs in {base}")
+
+
+KINDS: dict[str, Callable[..., Dataset]] = {
+    "image_folder": lambda root, size, ch, split: image_folder(root, size, ch),
+    "mnist": mnist,
+    "paired": paired,
+}

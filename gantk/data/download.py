@@ -1,0 +1,149 @@
+"""Download, verify and extract a dataset, all or nothing.
+
+Everything is written into a hidden ``.<name>.partial-*`` folder beside the destination and renamed
+into place only after every file matched its checksum and the layout checks passed, so a failed or
+interrupted download never leaves a half-written dataset folder behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from gantk.data.cards import DatasetCard, RemoteFile
+from gantk.errors import DataError
+
+
+class UnverifiedDownloadWarning(UserWarning):
+    """A file was downloaded whose publisher gives no checksum; only its layout was checked."""
+
+
+def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0) -> Path:
+    """Fetch every file of ``card`` into ``dest`` (which must not hold data yet) and return ``dest``."""
+    if dest.exists() and any(dest.iterdir()):
+        raise DataError(f"cannot download dataset '{card.name}' into {dest}: the folder exists and is not empty.")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    except OSError as exc:
+        raise DataError(f"cannot download dataset '{card.name}' into {dest}: {exc.strerror or exc}.") from None
+    try:
+        for remote in card.files:
+            archive = _fetch(remote, tmp / ".download", timeout)
+            if remote.extract:
+                _extract(archive, tmp, remote.strip)
+                archive.unlink()
+            else:
+                target = tmp / remote.save_as
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(archive, target)
+        shutil.rmtree(tmp / ".download", ignore_errors=True)
+        _check_layout(card, tmp)
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _fetch(remote: RemoteFile, folder: Path, timeout: float) -> Path:
+    """Stream one file to ``folder`` while hashing it; try mirrors on network errors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = PurePosixPath(remote.url.split("?")[0]).name or "download"
+    target = folder / name
+    failures = []
+    for url in (remote.url, *remote.mirrors):
+        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    sha256.update(chunk)
+                    md5.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
+            continue
+        if remote.sha256 and sha256.hexdigest() != remote.sha256.lower():
+            raise DataError(
+                f"checksum mismatch for {url}: expected sha256 {remote.sha256}, got {sha256.hexdigest()}. "
+                "The download was deleted and nothing was extracted; the file may be corrupt or changed upstream."
+            )
+        if remote.md5 and md5.hexdigest() != remote.md5.lower():
+            raise DataError(
+                f"checksum mismatch for {url}: expected md5 {remote.md5}, got {md5.hexdigest()}. "
+                "The download was deleted and nothing was extracted; the file may be corrupt or changed upstream."
+            )
+        if not (remote.sha256 or remote.md5):
+            warnings.warn(
+                f"{url} has no published checksum; gantk checked only the layout of what it extracted "
+                f"(sha256 of the file as downloaded: {sha256.hexdigest()}).",
+                UnverifiedDownloadWarning,
+                stacklevel=3,
+            )
+        return target
+    raise DataError(
+        f"could not download {remote.url}: {'; '.join(failures)}. Without internet access, put the data "
+        "in place by hand (see the dataset card) or point at it with --data PATH or $GANTK_DATA."
+    )
+
+
+def _safe_member(name: str, strip: str) -> PurePosixPath | None:
+    """The member's path inside the destination, or None to skip it; refuses paths that escape."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise DataError(f"archive member {name!r} points outside the dataset folder; refusing to extract.")
+    if strip:
+        prefix = PurePosixPath(strip)
+        if path == prefix or prefix not in path.parents:
+            return None
+        path = path.relative_to(prefix)
+    return path
+
+
+def _extract(archive: Path, dest: Path, strip: str) -> None:
+    """Extract a zip or tar archive into ``dest``, dropping the leading ``strip`` folder."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                rel = _safe_member(info.filename, strip)
+                if rel is None or info.is_dir():
+                    continue
+                out = dest / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        return
+    try:
+        with tarfile.open(archive) as tf:
+            for member in tf.getmembers():
+                rel = _safe_member(member.name, strip)
+                if rel is None or not member.isfile():
+                    continue  # directories are made as needed; links and devices are never extracted
+                out = dest / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                src = tf.extractfile(member)
+                assert src is not None
+                with src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except tarfile.TarError as exc:
+        raise DataError(f"{archive.name} is neither a zip nor a readable tar archive: {exc}") from None
+
+
+def _check_layout(card: DatasetCard, root: Path) -> None:
+    for pattern, expected in card.expect.items():
+        found = len(list(root.glob(pattern)))
+        if found != expected:
+            raise DataError(
+                f"dataset '{card.name}' after download: expected {expected} files matching {pattern}, found "
+                f"{found}. The archive's layout differs from the card ({card.path}); nothing was kept."
+            )

@@ -1,0 +1,184 @@
+"""Checkpoint folders: one ``.safetensors`` per network, ``config.json``, training state, a manifest.
+
+A checkpoint folder looks like::
+
+    checkpoints/step_00001000/
+        config.json                  plugin + resolved config: rebuilds the networks with nothing else
+        G.safetensors  D.safetensors one file per network (G_ema.safetensors when EMA is on)
+        training_state.json          optimizers, schedulers, scalers, RNG, step, data position ...
+        training_state.safetensors   ... their tensors
+        manifest.json                written last: a folder without it is incomplete and ignored
+
+It is written into a hidden temporary folder, every file flushed to disk, and then renamed into place
+in one step, so a crash never leaves a half-written folder under a valid name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gantk.engine.state import pack, unpack
+from gantk.errors import CheckpointError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+STATE = "training_state"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(path))
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def save_checkpoint(
+    folder: Path,
+    *,
+    meta: dict[str, Any],
+    networks: dict[str, dict[str, torch.Tensor]],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically write a checkpoint to ``folder`` (replacing an older one of the same name)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        files = {}
+        for name, state in networks.items():
+            _save_tensors(tmp / f"{name}.safetensors", state)
+            files[name] = f"{name}.safetensors"
+        _write_json(tmp / CONFIG, {"format": FORMAT_VERSION, **meta, "networks": files})
+        if training_state is not None:
+            tree, tensors = pack(training_state)
+            _save_tensors(tmp / f"{STATE}.safetensors", tensors)
+            _write_json(tmp / f"{STATE}.json", tree)
+        sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+        _write_json(tmp / MANIFEST, {"format": FORMAT_VERSION, "step": meta.get("step"), "files": sizes})
+        _fsync_dir(tmp)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+        _fsync_dir(folder.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def is_complete(folder: Path) -> bool:
+    """True when the manifest exists and every file it lists is there with its recorded size."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return all((folder / name).stat().st_size == size for name, size in manifest["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def step_checkpoints(run: Path) -> list[Path]:
+    """Complete ``checkpoints/step_*`` folders of a run, oldest first."""
+    root = run / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and is_complete(p))
+
+
+def find_checkpoint(path: Path, which: str = "last") -> Path:
+    """A checkpoint folder from a checkpoint folder or a run folder (``which``: last or best)."""
+    path = Path(path)
+    if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path} is a pickle file; gantk loads checkpoints only from safetensors + JSON folders, because "
+            "unpickling can run arbitrary code."
+        )
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; expected a run folder or a checkpoint folder.")
+    if (path / MANIFEST).exists() or (path / CONFIG).exists():
+        if not is_complete(path):
+            raise CheckpointError(f"checkpoint {path} is incomplete (missing or short files against {MANIFEST}).")
+        return path
+    if which == "best":
+        best = path / "checkpoints" / "best"
+        if is_complete(best):
+            return best
+        raise CheckpointError(f"run {path} has no complete best checkpoint (checkpoints/best).")
+    found = step_checkpoints(path)
+    if not found:
+        raise CheckpointError(f"{path} holds no complete checkpoint (looked for {path}/checkpoints/step_*/{MANIFEST}).")
+    return found[-1]
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {folder / CONFIG}: {exc}") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read tensors from {path}: {exc}") from None
+
+
+def read_training_state(folder: Path) -> dict[str, Any]:
+    try:
+        tree = json.loads((folder / f"{STATE}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {folder} has no readable training state: {exc}") from None
+    return unpack(tree, read_tensors(folder / f"{STATE}.safetensors"))
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``module``, listing every mismatch in one clear error."""
+    state = read_tensors(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
+        if shapes:
+            parts.append(f"shape mismatch {'; '.join(shapes[:8])}{' ...' if len(shapes) > 8 else ''}")
+        raise CheckpointError(f"weights in {path} do not match the network built from its config: {'; '.join(parts)}.")
+    module.load_state_dict(state)

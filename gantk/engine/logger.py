@@ -1,0 +1,127 @@
+"""Where training numbers go: ``metrics.jsonl``, TensorBoard, and the console (bar or plain lines).
+
+Loss terms are accumulated on the device and read back only every ``log_every`` steps, so logging
+costs one synchronisation per interval instead of one per loss term per step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+class RunLogger:
+    def __init__(self, run: Path, start_step: int, max_steps: int, tensorboard: bool = True) -> None:
+        self.run = run
+        self.jsonl = open(run / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.max_steps = max_steps
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.last_step, self.last_time = start_step, time.perf_counter()
+        self.start_step, self.start_time = start_step, self.last_time
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run / "tb"))
+            except ImportError:
+                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only.", stacklevel=2)
+        self.progress: Progress | None = None
+        if console.is_terminal:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=console,
+                transient=False,
+            )
+            self.task = self.progress.add_task("train", total=max_steps, completed=start_step, rate="", losses="")
+            self.progress.start()
+
+    def accumulate(self, terms: dict[str, torch.Tensor]) -> None:
+        for key, value in terms.items():
+            if key in self.sums:
+                self.sums[key] += value.detach().float()
+                self.counts[key] += 1
+            else:
+                self.sums[key] = value.detach().float().clone()
+                self.counts[key] = 1
+
+    def log_interval(self, step: int, phase: str, extra: dict[str, float] | None = None) -> dict[str, float]:
+        """Average what was accumulated since the last call, and write it everywhere."""
+        now = time.perf_counter()
+        values = {}
+        if self.sums:
+            keys = list(self.sums)
+            means = torch.stack([self.sums[k] / self.counts[k] for k in keys]).cpu().tolist()
+            values = dict(zip(keys, means, strict=True))
+        self.sums, self.counts = {}, {}
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_step, self.last_time = step, now
+        values.update(extra or {})
+        self.write(step, {"phase": phase, "steps_per_s": rate, **values})
+        done = step - self.start_step
+        overall = done / max(now - self.start_time, 1e-9)
+        eta = (self.max_steps - step) / overall if overall > 0 else 0.0
+        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.startswith("lr/"))
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, rate=f"{rate:.2f} it/s", losses=losses)
+        else:
+            console.print(
+                f"step {step}/{self.max_steps} [{phase}] {rate:.2f} it/s "
+                f"elapsed {format_seconds(now - self.start_time)} ETA {format_seconds(eta)} | {losses}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return values
+
+    def write(self, step: int, values: dict) -> None:
+        record = {"step": step, "time": time.time(), **values}
+        self.jsonl.write(json.dumps(record) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, step)
+
+    def advance(self, step: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step)
+
+    def message(self, text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.tb is not None:
+            self.tb.close()
+        self.jsonl.close()

@@ -1,0 +1,433 @@
+"""The training engine: one loop for every plugin.
+
+The engine owns everything that is not the GAN itself: device, seeding, optimizers and schedules,
+mixed precision (autocast; one gradient scaler per optimizer for fp16), EMA of the generator, logging,
+sample grids, evaluation with a best checkpoint, checkpoints and exact resume. A plugin supplies
+networks, data and loss functions (see :mod:`gantk.plugin`); the loop below calls them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gantk import __version__
+from gantk.config import dump_yaml, to_dict
+from gantk.data.loader import BatchStream
+from gantk.engine import checkpoint as ckpt
+from gantk.engine.logger import RunLogger
+from gantk.engine.optim import build_optimizer, build_scheduler
+from gantk.errors import CheckpointError, GantkError, PluginError
+from gantk.plugin import GanPlugin, Phase, StepContext, Update
+from gantk.sampling import save_grid
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GantkError("--device cuda was asked for, but PyTorch sees no CUDA device; use --device cpu or auto.")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+@dataclass
+class PluginSource:
+    """How to find the plugin again when a checkpoint is loaded (recorded in config.json)."""
+
+    name: str
+    source: str = "path"
+    location: str = ""
+
+
+class Trainer:
+    """Trains ``plugin`` into the run folder ``out``; ``resume=True`` continues its newest checkpoint."""
+
+    def __init__(
+        self, plugin: GanPlugin, out: str | Path, source: PluginSource | None = None, resume: bool = False
+    ) -> None:
+        self.plugin = plugin
+        self.cfg = plugin.cfg
+        self.run = Path(out)
+        self.source = source or PluginSource(name=self.cfg.plugin or type(plugin).__name__)
+        self.resume = resume
+        self.step = 0
+        self.best_value: float | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_run_folder(self) -> Path | None:
+        """Create the run folder; returns the checkpoint to resume from, if any."""
+        existing = ckpt.step_checkpoints(self.run)
+        if self.resume:
+            if not existing:
+                raise CheckpointError(f"--resume: run folder {self.run} has no complete checkpoint to continue from.")
+            return existing[-1]
+        if existing:
+            raise GantkError(
+                f"run folder {self.run} already holds checkpoints (newest {existing[-1].name}); pass --resume to "
+                "continue it, or choose another --out. Nothing was overwritten."
+            )
+        try:
+            (self.run / "samples").mkdir(parents=True, exist_ok=True)
+            probe = self.run / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise GantkError(f"cannot write to run folder {self.run}: {exc.strerror or exc}.") from None
+        return None
+
+    def setup(self) -> None:
+        cfg, tc = self.cfg, self.cfg.train
+        resume_from = self._prepare_run_folder()
+        (self.run / "samples").mkdir(parents=True, exist_ok=True)
+        self.device = select_device(tc.device)
+        seed_everything(tc.seed, tc.deterministic)
+
+        self.dataset = self.plugin.build_dataset("train")
+        if not cfg.data.channels:
+            cfg.data.channels = int(getattr(self.dataset, "channels", 3))
+        dump_yaml(cfg, self.run / "config.yaml")
+
+        nets = self.plugin.build_networks()
+        if self.plugin.generator not in nets:
+            raise PluginError(
+                f"plugin '{cfg.plugin}': build_networks() returned {sorted(nets)}, without its generator "
+                f"'{self.plugin.generator}'."
+            )
+        memory_format = torch.channels_last if tc.channels_last else torch.preserve_format
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device, memory_format=memory_format) for k, v in nets.items()}
+
+        self.phases = self.plugin.phases()
+        self._check_phases()
+        trained = {u.network for p in self.phases for u in p.updates}
+        self.optimizers = {
+            name: build_optimizer(self.nets[name].parameters(), cfg.optim[name], self.device)
+            for name in sorted(trained)
+        }
+        self.schedulers = {k: build_scheduler(o, cfg.schedule, tc.max_steps) for k, o in self.optimizers.items()}
+        self.autocast_dtype = DTYPES.get(tc.precision)
+        self.scalers = (
+            {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers} if tc.precision == "fp16" else {}
+        )
+        self.ema: AveragedModel | None = None
+        if tc.ema.enabled:
+            self.ema = AveragedModel(
+                self.nets[self.plugin.generator],
+                multi_avg_fn=get_ema_multi_avg_fn(tc.ema.decay),
+                use_buffers=True,
+            )
+            self.ema.requires_grad_(False)
+
+        self.stream = BatchStream(
+            self.dataset, tc.batch_size, tc.seed, cfg.data.num_workers, pin_memory=self.device.type == "cuda"
+        )
+        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed)
+        try:
+            self.sample_inputs = self.plugin.sample_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
+        except NotImplementedError:
+            self.sample_inputs = None
+        if resume_from is not None:
+            self._load(resume_from)
+
+    def _check_phases(self) -> None:
+        cfg = self.cfg
+        if not self.phases:
+            raise PluginError(f"plugin '{cfg.plugin}': phases() returned no phase.")
+        for phase in self.phases:
+            if not phase.updates:
+                raise PluginError(f"plugin '{cfg.plugin}': phase '{phase.name}' has no updates.")
+            for upd in phase.updates:
+                for name in (upd.network, *upd.freeze):
+                    if name not in self.nets:
+                        raise PluginError(
+                            f"plugin '{cfg.plugin}': phase '{phase.name}' names network '{name}', but "
+                            f"build_networks() made only {sorted(self.nets)}."
+                        )
+                if upd.network not in cfg.optim:
+                    raise GantkError(
+                        f"network '{upd.network}' is trained in phase '{phase.name}' but has no optimizer: add "
+                        f"optim.{upd.network} to the config (for example --set optim.{upd.network}.lr=2e-4)."
+                    )
+                if upd.repeat < 1:
+                    raise PluginError(f"plugin '{cfg.plugin}': update of '{upd.network}' has repeat={upd.repeat}.")
+
+    # ------------------------------------------------------------------ the loop
+    def phase_at(self, step: int) -> Phase:
+        start = 0
+        for phase in self.phases:
+            if phase.steps is None or step < start + phase.steps:
+                return phase
+            start += phase.steps
+        return self.phases[-1]
+
+    def fit(self) -> Path:
+        """Train up to ``train.max_steps`` generator steps; returns the final checkpoint folder."""
+        self.setup()
+        tc = self.cfg.train
+        logger = RunLogger(self.run, self.step, tc.max_steps, tc.tensorboard)
+        self.logger = logger
+        for net in self.nets.values():
+            net.train()
+        last_saved = None
+        try:
+            if self.step >= tc.max_steps:
+                logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
+            while self.step < tc.max_steps:
+                phase = self.phase_at(self.step)
+                ctx = StepContext(self.nets, self.device, self.step, tc.max_steps, phase.name, self.noise)
+                for upd in phase.updates:
+                    for _ in range(upd.repeat):
+                        logger.accumulate(self._update(upd, self._next_batch(), ctx))
+                self.step += 1
+                self._after_step()
+                step = self.step
+                if step % tc.log_every == 0 or step == tc.max_steps:
+                    logger.log_interval(
+                        step, phase.name, {f"lr/{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+                    )
+                else:
+                    logger.advance(step)
+                if tc.sample_every and (step % tc.sample_every == 0 or step == tc.max_steps):
+                    self.save_samples()
+                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.max_steps):
+                    self.evaluate()
+                if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step != tc.max_steps:
+                    last_saved = self.save()
+            if last_saved is None or last_saved.name != f"step_{self.step:08d}":
+                last_saved = self.save()
+        finally:
+            logger.close()
+        return last_saved
+
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        batch = next(self.stream)
+        out = {}
+        for key, value in batch.items():
+            value = value.to(self.device, non_blocking=True)
+            if value.dtype == torch.uint8 and value.dim() == 4:  # images: uint8 -> float in [-1, 1]
+                value = value.float().div_(127.5).sub_(1.0)
+                if self.cfg.train.channels_last:
+                    value = value.contiguous(memory_format=torch.channels_last)
+            out[key] = value
+        return out
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _update(self, upd: Update, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One optimizer step of ``upd.network`` on the sum of the plugin's loss terms."""
+        opt = self.optimizers[upd.network]
+        frozen = [p for name in upd.freeze for p in self.nets[name].parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                terms = upd.loss(batch, ctx)
+            if not isinstance(terms, dict) or not terms:
+                raise PluginError(
+                    f"plugin '{self.cfg.plugin}': the loss for '{upd.network}' must return a non-empty dict of "
+                    f"loss tensors, got {type(terms).__name__}."
+                )
+            loss = sum(t.float() for t in terms.values())
+            scaler = self.scalers.get(upd.network)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if self.cfg.train.grad_clip:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(self.nets[upd.network].parameters(), self.cfg.train.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if self.cfg.train.grad_clip:
+                    nn.utils.clip_grad_norm_(self.nets[upd.network].parameters(), self.cfg.train.grad_clip)
+                opt.step()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        out = {f"{upd.network}/{k}": v.detach() for k, v in terms.items()}
+        if len(terms) > 1:
+            out[f"{upd.network}/loss"] = loss.detach()
+        return out
+
+    def _after_step(self) -> None:
+        for sched in self.schedulers.values():
+            sched.step()
+        if self.ema is not None:
+            G = self.nets[self.plugin.generator]
+            if self.step <= self.cfg.train.ema.start_step:
+                self.ema.module.load_state_dict(G.state_dict())
+            else:
+                self.ema.update_parameters(G)
+
+    # ------------------------------------------------------------------ sampling and evaluation
+    def sampling_generator(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.nets[self.plugin.generator]
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """Networks in eval mode without gradients; training mode is restored afterwards.
+
+        Eval mode keeps sampling free of side effects (no batch-norm statistics updated, no dropout
+        noise drawn), so when or how often samples are taken never changes the training itself.
+        """
+        modes = {k: n.training for k, n in self.nets.items()}
+        for n in self.nets.values():
+            n.eval()
+        if self.ema is not None:
+            self.ema.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                yield
+        finally:
+            for k, n in self.nets.items():
+                n.train(modes[k])
+
+    def save_samples(self) -> Path | None:
+        if self.sample_inputs is None:
+            return None
+        inputs = {k: v.to(self.device) for k, v in self.sample_inputs.items()}
+        with self._eval_mode():
+            images = self.plugin.generate(self.sampling_generator(), inputs).float()
+        path = self.run / "samples" / f"step_{self.step:08d}.png"
+        save_grid(images, path)
+        return path
+
+    def evaluate(self) -> dict[str, float]:
+        nets = dict(self.nets)
+        nets[self.plugin.generator] = self.sampling_generator()
+        with self._eval_mode():
+            metrics = self.plugin.evaluate(nets, self.device)
+        if not metrics:
+            return {}
+        self.logger.write(self.step, {f"eval/{k}": float(v) for k, v in metrics.items()})
+        self.logger.message(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        name = self.cfg.train.best_metric or self.plugin.best_metric
+        mode = self.cfg.train.best_mode if self.cfg.train.best_metric else self.plugin.best_mode
+        if name:
+            if name not in metrics:
+                raise PluginError(
+                    f"best metric '{name}' is not among the evaluation metrics {sorted(metrics)}; set train.best_metric."
+                )
+            value = float(metrics[name])
+            better = self.best_value is None or (value < self.best_value if mode == "min" else value > self.best_value)
+            if better and math.isfinite(value):
+                self.best_value = value
+                self.save(self.run / "checkpoints" / "best", extra={"best_metric": name, "best_value": value})
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def _meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "gantk_version": __version__,
+            "plugin": {"name": self.source.name, "source": self.source.source, "location": self.source.location},
+            "generator": self.plugin.generator,
+            "step": self.step,
+            "config": to_dict(self.cfg),
+            **(extra or {}),
+        }
+
+    def _training_state(self) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "best_value": self.best_value,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            "data": self.stream.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "noise": self.noise.get_state(),
+            },
+        }
+        if self.ema is not None:
+            state["ema_n_averaged"] = self.ema.n_averaged
+        return state
+
+    def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+        folder = folder or self.run / "checkpoints" / f"step_{self.step:08d}"
+        networks = {k: n.state_dict() for k, n in self.nets.items()}
+        if self.ema is not None:
+            networks[f"{self.plugin.generator}_ema"] = self.ema.module.state_dict()
+        ckpt.save_checkpoint(folder, meta=self._meta(extra), networks=networks, training_state=self._training_state())
+        if folder.name.startswith("step_"):
+            for old in ckpt.step_checkpoints(self.run)[: -self.cfg.train.keep_checkpoints or None]:
+                shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def _load(self, folder: Path) -> None:
+        for name, net in self.nets.items():
+            ckpt.load_weights(net, folder / f"{name}.safetensors")
+        state = ckpt.read_training_state(folder)
+        if self.ema is not None:
+            ema_file = folder / f"{self.plugin.generator}_ema.safetensors"
+            if ema_file.exists():
+                ckpt.load_weights(self.ema.module, ema_file)
+                self.ema.n_averaged.copy_(state.get("ema_n_averaged", self.ema.n_averaged))
+            else:
+                self.ema.module.load_state_dict(self.nets[self.plugin.generator].state_dict())
+        for key, opt in self.optimizers.items():
+            if key in state["optimizers"]:
+                opt.load_state_dict(state["optimizers"][key])
+        for key, sched in self.schedulers.items():
+            if key in state["schedulers"]:
+                sched.load_state_dict(state["schedulers"][key])
+        for key, scaler in self.scalers.items():
+            if key in state["scalers"]:
+                scaler.load_state_dict(state["scalers"][key])
+        self.stream.load_state_dict(state["data"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.noise.set_state(rng["noise"])
+        self.step = int(state["step"])
+        self.best_value = state.get("best_value")
+        print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
+        from gantk.engine.logger import console
+
+        console.print(f"resuming from {print_path} at step {self.step}", highlight=False)
+
+
+def train(plugin: GanPlugin, out: str | Path, source: PluginSource | None = None, resume: bool = False) -> Path:
+    """Train ``plugin`` into ``out``; returns the final checkpoint folder."""
+    start = time.perf_counter()
+    folder = Trainer(plugin, out, source, resume).fit()
+    from gantk.engine.logger import console
+
+    console.print(f"done in {time.perf_counter() - start:.1f}s; checkpoint {folder}", highlight=False)
+    return folder

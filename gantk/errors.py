@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Anything a user can cause (a typo in a key, a missing dataset, a bad checkpoint) raises a
+:class:`GantkError`. The CLI prints its message as one paragraph and exits with code 2, so no
+traceback reaches the user for problems that are theirs to fix. Real bugs still raise normally.
+"""
+
+from __future__ import annotations
+
+
+class GantkError(Exception):
+    """An error the user can fix; the message says what was wrong and what was expected."""
+
+    exit_code = 2
+
+
+class ConfigError(GantkError):
+    """A config key, value or file is wrong."""
+
+
+class PluginError(GantkError):
+    """A plugin cannot be found, loaded, or breaks the plugin contract."""
+
+
+class DataError(GantkError):
+    """A dataset cannot be found, downloaded, verified or read."""
+
+
+class CheckpointError(GantkError):
+    """A checkpoint folder is missing, incomplete or does not match its config."""

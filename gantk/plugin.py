@@ -1,0 +1,177 @@
+"""The plugin contract: what a GAN plugin provides, and what the engine gives it back.
+
+A plugin is a subclass of :class:`GanPlugin` in a ``plugin.py`` with a ``defaults.yaml`` beside it.
+It *describes* a GAN: its networks, its data, its losses and the rhythm of its updates. It never
+contains a training loop; :class:`gantk.engine.Trainer` owns the loop, devices, precision,
+checkpoints, logging and sampling for every plugin alike.
+
+One training **step** is one pass over the current :class:`Phase`'s updates. Each :class:`Update`
+steps one network's optimizer on the sum of the loss terms its ``loss`` function returns, ``repeat``
+times, each time on a fresh batch. That carries all the rhythms gantk needs without engine changes::
+
+    DCGAN      Phase("gan", [Update("D", d_loss), Update("G", g_loss, freeze=("D",))])
+    WGAN-GP    Phase("gan", [Update("D", critic_loss, repeat=5), Update("G", g_loss, freeze=("D",))])
+    SRGAN      Phase("srresnet", [Update("G", pixel_loss)], steps=N), Phase("srgan", [...D..., ...G...])
+
+Extra generator losses (pix2pix L1, SRGAN content loss) are extra terms in the returned dict; conditional
+inputs (labels, paired images) are extra keys in the batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gantk.config import Config
+
+Batch = dict[str, Tensor]
+Losses = dict[str, Tensor]
+
+
+@dataclass
+class StepContext:
+    """What a loss function sees besides the batch.
+
+    ``scratch`` lives for one step: a D update can leave the fake images there for the G update of
+    the same step, so G runs forward once per step (as in pytorch/examples' DCGAN).
+    """
+
+    nets: dict[str, nn.Module]
+    device: torch.device
+    step: int
+    max_steps: int
+    phase: str
+    noise: torch.Generator  # the engine's training-noise generator, saved with checkpoints
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def randn(self, *shape: int) -> Tensor:
+        """Standard normal noise on the training device, from the checkpointed generator."""
+        return torch.randn(shape, generator=self.noise, device=self.device)
+
+    def rand(self, *shape: int) -> Tensor:
+        """Uniform [0, 1) noise on the training device, from the checkpointed generator."""
+        return torch.rand(shape, generator=self.noise, device=self.device)
+
+
+LossFn = Callable[[Batch, StepContext], Losses]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One optimizer step of one network inside a training step.
+
+    ``loss`` returns named loss terms; the engine minimises their sum and logs each term.
+    ``repeat`` runs the update several times per step, each on a fresh batch (WGAN critic steps).
+    ``freeze`` names networks whose weight gradients this update does not need (D during a G update);
+    they are held at ``requires_grad=False`` while the loss runs, which saves their backward pass.
+    """
+
+    network: str
+    loss: LossFn
+    repeat: int = 1
+    freeze: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one rhythm of updates; ``steps=None`` runs to ``train.max_steps``."""
+
+    name: str
+    updates: tuple[Update, ...]
+    steps: int | None = None
+
+
+class GanPlugin:
+    """Base class of every gantk plugin. Subclass it in a ``plugin.py``; see docs in the README."""
+
+    #: registered name (``gantk train NAME``); defaults to the plugin folder's name when empty
+    name: ClassVar[str] = ""
+    #: one line for ``gantk plugins``
+    description: ClassVar[str] = ""
+    #: the typed config this plugin reads; subclass :class:`gantk.Config` to add sections
+    config_class: ClassVar[type[Config]] = Config
+    #: the network that generates images: sampled from, averaged by EMA
+    generator: ClassVar[str] = "G"
+    #: evaluation metric used to keep the best checkpoint, and whether lower is better
+    best_metric: ClassVar[str] = ""
+    best_mode: ClassVar[str] = "min"
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    @classmethod
+    def defaults_path(cls) -> Path:
+        """The plugin's defaults file: ``defaults.yaml`` beside the module that defines the class."""
+        return Path(inspect.getfile(cls)).with_name("defaults.yaml")
+
+    # ---- data -------------------------------------------------------------------------------------
+    def build_dataset(self, split: str = "train") -> torch.utils.data.Dataset:
+        """The training data. Items are dicts of tensors; uint8 images become float [-1, 1] on the device.
+
+        The default reads ``cfg.data`` through gantk's dataset registry; override it for paired or
+        conditional data.
+        """
+        from gantk.data import load_dataset
+
+        return load_dataset(self.cfg.data, split=split)
+
+    # ---- networks and losses ----------------------------------------------------------------------
+    def build_networks(self) -> dict[str, nn.Module]:
+        """Build every network, initialised, keyed by name (``{"G": ..., "D": ...}``)."""
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        """The training rhythm: one or more phases of updates."""
+        raise NotImplementedError
+
+    # ---- sampling ---------------------------------------------------------------------------------
+    def sample_inputs(self, n: int, generator: torch.Generator, **conditions: Any) -> dict[str, Tensor]:
+        """Generator inputs for ``n`` samples (``{"z": ...}``), drawn on the CPU from ``generator``.
+
+        Drawing on the CPU makes a seed give the same inputs on every device.
+        """
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not sample from noise")
+
+    def generate(self, G: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
+        """Run the generator on ``inputs``; returns images in [-1, 1]."""
+        return G(inputs["z"])
+
+    def interpolate(self, a: dict[str, Tensor], b: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        """Inputs on the path from ``a`` to ``b`` (one sample each) at positions ``t`` in [0, 1].
+
+        Noise vectors follow a great circle (slerp), which keeps Gaussian samples at a typical norm;
+        other inputs are taken from ``a``.
+        """
+        out = {}
+        for key, va in a.items():
+            vb = b[key]
+            if va.is_floating_point():
+                out[key] = slerp(va, vb, t)
+            else:
+                out[key] = va.expand(len(t), *va.shape[1:])
+        return out
+
+    # ---- evaluation -------------------------------------------------------------------------------
+    def evaluate(self, nets: dict[str, nn.Module], device: torch.device) -> dict[str, float]:
+        """Evaluation metrics, run every ``train.eval_every`` steps with networks in eval mode."""
+        return {}
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation between two batches of one vector each (shape ``(1, ...)``)."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa / fa.norm(dim=1, keepdim=True) * fb / fb.norm(dim=1, keepdim=True)).sum(1).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    t = t.to(a.dtype).view(-1, 1)
+    if omega.abs().item() < 1e-4:  # nearly parallel: fall back to a straight line
+        out = (1 - t) * fa + t * fb
+    else:
+        so = torch.sin(omega)
+        out = torch.sin((1 - t) * omega) / so * fa + torch.sin(t * omega) / so * fb
+    return out.view(len(t), *a.shape[1:])

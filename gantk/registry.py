@@ -1,0 +1,219 @@
+"""The plugin registry: find a plugin by folder path, built-in name, or installed entry point.
+
+Three sources, one namespace:
+
+* **built-in**: folders under the repository's ``plugins/`` (``plugins/dcgan/plugin.py``);
+* **installed**: packages that declare an entry point in the group ``gantk.plugins``
+  (``dcgan_plus = "my_pkg.plugin:MyGan"``);
+* **path**: any folder given on the command line that holds a ``plugin.py``.
+
+Plugin code runs only from a folder the user named, the gantk checkout itself, or a package the user
+installed. Specs are cheap to list; the code is imported only when a plugin is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from gantk.config import Config, load_yaml, resolve
+from gantk.errors import PluginError
+from gantk.plugin import GanPlugin
+
+ENTRY_POINT_GROUP = "gantk.plugins"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plugins"
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """Where a plugin comes from; nothing is imported until :meth:`load`."""
+
+    name: str
+    source: str  # "built-in", "path" or "installed"
+    location: str  # a folder, or "module:Class" for an entry point
+    version: str = ""  # the distribution's version, for installed plugins
+    dist: str = ""
+
+    def load(self) -> type[GanPlugin]:
+        if self.source == "installed":
+            return _load_entry_point(self)
+        return _load_folder(Path(self.location), self.name)
+
+
+def builtin_specs() -> list[PluginSpec]:
+    """Plugins shipped in the repository's ``plugins/`` folder."""
+    if not BUILTIN_DIR.is_dir():
+        return []
+    return [
+        PluginSpec(name=d.name, source="built-in", location=str(d))
+        for d in sorted(BUILTIN_DIR.iterdir())
+        if (d / "plugin.py").is_file()
+    ]
+
+
+def installed_specs() -> list[PluginSpec]:
+    """Plugins registered by installed packages under the ``gantk.plugins`` entry-point group."""
+    specs = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else ""
+        version = ep.dist.version if ep.dist else ""
+        specs.append(PluginSpec(name=ep.name, source="installed", location=ep.value, version=version, dist=dist))
+    return specs
+
+
+def all_specs() -> list[PluginSpec]:
+    """Every known plugin, built-in first; names may clash (see :func:`find`)."""
+    return builtin_specs() + installed_specs()
+
+
+def find(ref: str) -> PluginSpec:
+    """Resolve a plugin reference: a folder path, ``dist:name``, or a registered name."""
+    path = Path(ref).expanduser()
+    looks_like_path = "/" in ref or "\\" in ref or ref.startswith(".") or path.is_dir()
+    if looks_like_path:
+        if not path.is_dir():
+            raise PluginError(f"plugin folder '{ref}' does not exist.")
+        if not (path / "plugin.py").is_file():
+            raise PluginError(
+                f"'{ref}' is a folder but not a gantk plugin: it has no plugin.py "
+                "(a plugin folder holds plugin.py, with one GanPlugin subclass, and defaults.yaml)."
+            )
+        folder = path.resolve()
+        for spec in builtin_specs():
+            if Path(spec.location) == folder:
+                return spec
+        return PluginSpec(name=folder.name, source="path", location=str(folder))
+
+    specs = all_specs()
+    if ":" in ref:
+        dist, _, name = ref.partition(":")
+        matches = [
+            s for s in specs if s.name == name and (s.dist == dist or (dist == "builtin" and s.source == "built-in"))
+        ]
+    else:
+        matches = [s for s in specs if s.name == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        where = "; ".join(f"{_describe(s)} (pick it with '{_explicit(s)}')" for s in matches)
+        raise PluginError(f"plugin name '{ref}' is provided more than once: {where}.")
+    names = sorted({s.name for s in specs})
+    guess = difflib.get_close_matches(ref, names, n=1)
+    hint = f" Did you mean '{guess[0]}'?" if guess else ""
+    known = ", ".join(names) if names else "none"
+    raise PluginError(
+        f"unknown plugin '{ref}'.{hint} Known plugins: {known}. A plugin can also be given as a folder path "
+        "(plugins/dcgan) or installed as a package with a 'gantk.plugins' entry point."
+    )
+
+
+def load(ref: str) -> tuple[PluginSpec, type[GanPlugin]]:
+    """Find and import a plugin; returns its spec and class."""
+    spec = find(ref)
+    return spec, spec.load()
+
+
+def make_config(
+    spec: PluginSpec,
+    cls: type[GanPlugin],
+    layers: list[tuple[dict[str, Any], str]] | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """The plugin's typed config: class defaults < defaults.yaml < ``layers`` < ``--set`` overrides."""
+    base: list[tuple[dict[str, Any], str]] = []
+    defaults = cls.defaults_path()
+    if defaults.is_file():
+        base.append((load_yaml(defaults), str(defaults)))
+    cfg = resolve(cls.config_class, base + list(layers or []), overrides)
+    cfg.plugin = spec.name
+    return cfg
+
+
+def _describe(spec: PluginSpec) -> str:
+    if spec.source == "installed":
+        return f"package {spec.dist} {spec.version} ({spec.location})"
+    return f"{spec.source} folder {spec.location}"
+
+
+def _explicit(spec: PluginSpec) -> str:
+    if spec.source == "installed":
+        return f"{spec.dist}:{spec.name}"
+    return spec.location
+
+
+def _module_name(folder: Path) -> str:
+    digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() else "_" for c in folder.name)
+    return f"gantk_plugins.{safe}_{digest}"
+
+
+def _load_folder(folder: Path, name: str) -> type[GanPlugin]:
+    """Import ``folder/plugin.py`` as a package module, so it may import siblings relatively."""
+    pkg_name = _module_name(folder)
+    module_name = f"{pkg_name}.plugin"
+    if module_name not in sys.modules:
+        if "gantk_plugins" not in sys.modules:
+            root = importlib.util.module_from_spec(
+                importlib.machinery.ModuleSpec("gantk_plugins", None, is_package=True)
+            )
+            root.__path__ = []
+            sys.modules["gantk_plugins"] = root
+        pkg_spec = importlib.machinery.ModuleSpec(pkg_name, None, is_package=True)
+        pkg = importlib.util.module_from_spec(pkg_spec)
+        pkg.__path__ = [str(folder)]
+        sys.modules[pkg_name] = pkg
+        try:
+            importlib.import_module(module_name)
+        except Exception as exc:
+            sys.modules.pop(pkg_name, None)
+            sys.modules.pop(module_name, None)
+            raise PluginError(
+                f"plugin '{name}' ({folder / 'plugin.py'}) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+    module = sys.modules[module_name]
+    found = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, GanPlugin)
+        and obj is not GanPlugin
+        and obj.__module__ == module.__name__
+    ]
+    if len(found) != 1:
+        what = "no GanPlugin subclass" if not found else f"{len(found)} GanPlugin subclasses"
+        raise PluginError(f"plugin '{name}': {folder / 'plugin.py'} defines {what}; it must define exactly one.")
+    return _checked(found[0], name, str(folder / "plugin.py"))
+
+
+def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
+    module_name, _, attr = spec.location.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in filter(None, attr.split(".")):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise PluginError(
+            f"plugin '{spec.name}' from package {spec.dist} ({spec.location}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(obj, type) and issubclass(obj, GanPlugin)):
+        raise PluginError(
+            f"plugin '{spec.name}' from package {spec.dist}: entry point {spec.location} is not a GanPlugin subclass."
+        )
+    return _checked(obj, spec.name, spec.location)
+
+
+def _checked(cls: type[GanPlugin], name: str, where: str) -> type[GanPlugin]:
+    if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, Config)):
+        raise PluginError(f"plugin '{name}' ({where}): config_class must subclass gantk.Config.")
+    if not cls.name:
+        cls.name = name
+    return cls
