@@ -106,13 +106,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from gantk.data import cards, locate
+    from gantk.data import load_cards, locate
     from gantk.engine.logger import console
 
     table = Table(title="gantk datasets")
     for col in ("name", "kind", "found at", "description"):
         table.add_column(col)
-    for name, card in sorted(cards().items()):
+    for name, card in sorted(load_cards().items()):
         try:
             where = str(locate(name, download=False)[0])
         except GantkError:

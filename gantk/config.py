@@ -361,7 +361,7 @@ def resolve(
 ) -> T:
     """Merge ``layers`` (data, source-name) in order, then ``--set`` overrides, and validate into ``cls``."""
     origins: Origins = {}
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = to_dict(cls())  # the dataclass defaults are the bottom layer
     for data, source in layers:
         merged = merge(merged, data, source, origins)
     for key, value in parse_overrides(overrides or []):

@@ -5,9 +5,10 @@ It *describes* a GAN: its networks, its data, its losses and the rhythm of its u
 contains a training loop; :class:`gantk.engine.Trainer` owns the loop, devices, precision,
 checkpoints, logging and sampling for every plugin alike.
 
-One training **step** is one pass over the current :class:`Phase`'s updates. Each :class:`Update`
-steps one network's optimizer on the sum of the loss terms its ``loss`` function returns, ``repeat``
-times, each time on a fresh batch. That carries all the rhythms gantk needs without engine changes::
+One training **step** is one pass over the current :class:`Phase`'s updates, on one batch that all of
+them share (pix2pix's D and G see the same pair). Each :class:`Update` steps one network's optimizer on
+the sum of the loss terms its ``loss`` function returns, ``repeat`` times; every repeat after the first
+draws a fresh batch (WGAN's critic steps). That carries the rhythms gantk needs without engine changes::
 
     DCGAN      Phase("gan", [Update("D", d_loss), Update("G", g_loss, freeze=("D",))])
     WGAN-GP    Phase("gan", [Update("D", critic_loss, repeat=5), Update("G", g_loss, freeze=("D",))])
@@ -67,7 +68,7 @@ class Update:
     """One optimizer step of one network inside a training step.
 
     ``loss`` returns named loss terms; the engine minimises their sum and logs each term.
-    ``repeat`` runs the update several times per step, each on a fresh batch (WGAN critic steps).
+    ``repeat`` runs the update several times per step; repeats after the first take fresh batches.
     ``freeze`` names networks whose weight gradients this update does not need (D during a G update);
     they are held at ``requires_grad=False`` while the loss runs, which saves their backward pass.
     """

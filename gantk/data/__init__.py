@@ -17,12 +17,13 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from gantk.config import DataConfig
-from gantk.data.cards import CARDS_DIR, DatasetCard, cards
+from gantk.data import cards
+from gantk.data.cards import DatasetCard, load_cards
 from gantk.data.datasets import KINDS, ImageFileDataset, TensorDataset
 from gantk.data.download import download_dataset
 from gantk.errors import DataError
 
-__all__ = ["ImageFileDataset", "TensorDataset", "cards", "load_dataset", "locate"]
+__all__ = ["ImageFileDataset", "TensorDataset", "load_cards", "load_dataset", "locate"]
 
 log = logging.getLogger("gantk")
 
@@ -37,7 +38,7 @@ def locate(name: str, kind: str = "", download: bool = True) -> tuple[Path, str]
     """Find (or fetch) the data for ``name``; returns its folder and loader kind."""
     if not name:
         raise DataError("no dataset given: set data.name in the config or pass --data NAME_OR_PATH.")
-    known = cards()
+    known = load_cards()
     path = Path(name).expanduser()
     if path.exists() and (name not in known or "/" in name or name.startswith(".")):
         if not path.is_dir():
@@ -47,12 +48,12 @@ def locate(name: str, kind: str = "", download: bool = True) -> tuple[Path, str]
     if card is None:
         raise DataError(
             f"--data {name!r} is neither an existing folder nor a known dataset. Known datasets: "
-            f"{', '.join(sorted(known)) or 'none'} (cards in {CARDS_DIR})."
+            f"{', '.join(sorted(known)) or 'none'} (cards in {cards.CARDS_DIR})."
         )
     candidates = []
     if os.environ.get("GANTK_DATA"):
         candidates.append(Path(os.environ["GANTK_DATA"]).expanduser() / name)
-    local = CARDS_DIR / name
+    local = cards.CARDS_DIR / name
     candidates.append(local)
     for candidate in candidates:
         if _non_empty(candidate):

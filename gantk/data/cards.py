@@ -70,8 +70,9 @@ def load_card(path: Path) -> DatasetCard:
         raise DataError(f"dataset card {path} is malformed: {type(exc).__name__}: {exc}") from None
 
 
-def cards(folder: Path = CARDS_DIR) -> dict[str, DatasetCard]:
-    """Every card in ``folder``, by dataset name."""
+def load_cards(folder: Path | None = None) -> dict[str, DatasetCard]:
+    """Every card in ``folder`` (default: the checkout's ``datasets/``), by dataset name."""
+    folder = folder or CARDS_DIR
     if not folder.is_dir():
         return {}
     return {c.name: c for c in (load_card(p) for p in sorted(folder.glob("*.yaml")))}

@@ -201,9 +201,10 @@ class Trainer:
             while self.step < tc.max_steps:
                 phase = self.phase_at(self.step)
                 ctx = StepContext(self.nets, self.device, self.step, tc.max_steps, phase.name, self.noise)
+                batch = self._next_batch()  # one batch per step, shared by its updates
                 for upd in phase.updates:
-                    for _ in range(upd.repeat):
-                        logger.accumulate(self._update(upd, self._next_batch(), ctx))
+                    for r in range(upd.repeat):
+                        logger.accumulate(self._update(upd, batch if r == 0 else self._next_batch(), ctx))
                 self.step += 1
                 self._after_step()
                 step = self.step

@@ -1,0 +1,58 @@
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gantk.engine.checkpoint import find_checkpoint, is_complete, load_weights, save_checkpoint, step_checkpoints
+from gantk.errors import CheckpointError
+
+
+def _save(folder, value=1.0):
+    return save_checkpoint(
+        folder, meta={"step": 1}, networks={"G": {"w": torch.full((2,), value)}}, training_state={"step": 1}
+    )
+
+
+def test_save_is_complete_and_replaces_atomically(tmp_path):
+    folder = _save(tmp_path / "checkpoints" / "step_00000001")
+    assert is_complete(folder)
+    _save(folder, 2.0)  # overwrite in place
+    from safetensors.torch import load_file
+
+    assert load_file(folder / "G.safetensors")["w"][0] == 2.0
+    assert [p.name for p in folder.parent.iterdir()] == ["step_00000001"]  # no temporary folders left
+
+
+def test_incomplete_checkpoints_are_ignored(tmp_path):
+    run = tmp_path / "run"
+    _save(run / "checkpoints" / "step_00000001")
+    newer = _save(run / "checkpoints" / "step_00000002")
+    (newer / "manifest.json").unlink()  # as if the process died before the manifest
+    assert [p.name for p in step_checkpoints(run)] == ["step_00000001"]
+    assert find_checkpoint(run).name == "step_00000001"
+    truncated = _save(run / "checkpoints" / "step_00000003")
+    with open(truncated / "G.safetensors", "r+b") as fh:
+        fh.truncate(10)
+    assert find_checkpoint(run).name == "step_00000001"
+    with pytest.raises(CheckpointError, match="incomplete"):
+        find_checkpoint(truncated)
+
+
+def test_pickle_files_are_refused(tmp_path):
+    (tmp_path / "model.pth").write_bytes(b"\x80\x04not really")
+    with pytest.raises(CheckpointError, match="pickle"):
+        find_checkpoint(tmp_path / "model.pth")
+
+
+def test_weight_mismatch_lists_every_problem(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    bad = {"0.weight": torch.zeros(5, 3), "0.bias": torch.zeros(4), "9.extra": torch.zeros(1)}
+    save_file(bad, str(tmp_path / "G.safetensors"))
+    with pytest.raises(CheckpointError) as err:
+        load_weights(net, tmp_path / "G.safetensors")
+    msg = str(err.value)
+    assert "missing 1.bias, 1.weight" in msg and "unexpected 9.extra" in msg and "0.weight: file (5, 3)" in msg
+
+
+def test_run_without_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        find_checkpoint(tmp_path)

@@ -1,0 +1,66 @@
+"""Test helpers: tiny synthetic datasets and a tiny DCGAN, so engine tests run in seconds."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gantk import registry
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("GANTK_DATA", REPO.parent / "shared" / "datasets"))
+
+
+def write_image_folder(root: Path, n: int = 32, size: int = 20, mode: str = "RGB", classes: int = 0) -> Path:
+    """``n`` random images; in ``classes`` sub-folders when classes > 0."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / f"class{i % classes}" if classes else root
+        folder.mkdir(parents=True, exist_ok=True)
+        shape = (size, size, 3) if mode == "RGB" else (size, size)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"{i}.png")
+    return root
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist(root: Path, n: int = 40) -> Path:
+    rng = np.random.default_rng(1)
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    for prefix, count in (("train", n), ("t10k", n // 2)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (count,)))
+    return root
+
+
+def tiny_dcgan(data: Path | str, **sections):
+    """A DCGAN plugin instance, 16x16, 4 channels wide: a training step takes milliseconds on CPU."""
+    spec, cls = registry.load("dcgan")
+    layer = {
+        "data": {"name": str(data), "image_size": 16},
+        "model": {"ngf": 4, "ndf": 4, "nz": 8},
+        "train": {
+            "batch_size": 8,
+            "max_steps": 6,
+            "device": "cpu",
+            "log_every": 2,
+            "sample_every": 3,
+            "sample_count": 4,
+            "checkpoint_every": 100,
+            "tensorboard": False,
+        },
+    }
+    for section, values in sections.items():
+        layer.setdefault(section, {}).update(values)
+    cfg = registry.make_config(spec, cls, [(layer, "test")])
+    return spec, cls(cfg)

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from gantk import GanPlugin, registry
+from gantk.errors import PluginError
+from tests.helpers import REPO
+
+
+def test_builtin_by_name_and_by_path_are_the_same_plugin():
+    by_name = registry.find("dcgan")
+    by_path = registry.find(str(REPO / "plugins" / "dcgan"))
+    assert by_name == by_path
+    assert by_name.source == "built-in"
+    cls = by_name.load()
+    assert issubclass(cls, GanPlugin) and cls.name == "dcgan"
+
+
+def test_unknown_name_suggests(monkeypatch):
+    with pytest.raises(PluginError, match="Did you mean 'dcgan'"):
+        registry.find("dcgn")
+
+
+def test_missing_folder_and_folder_without_plugin(tmp_path: Path):
+    with pytest.raises(PluginError, match="does not exist"):
+        registry.find(str(tmp_path / "nope"))
+    with pytest.raises(PluginError, match="no plugin.py"):
+        registry.find(str(tmp_path))
+
+
+def test_path_plugin_with_relative_import(tmp_path: Path):
+    folder = tmp_path / "mygan"
+    folder.mkdir()
+    (folder / "nets.py").write_text("WIDTH = 7\n")
+    (folder / "plugin.py").write_text(
+        "from gantk import GanPlugin\nfrom .nets import WIDTH\n\n"
+        "class MyGan(GanPlugin):\n    description = f'width {WIDTH}'\n"
+    )
+    spec = registry.find(str(folder))
+    assert spec.source == "path" and spec.name == "mygan"
+    assert spec.load().description == "width 7"
+
+
+def test_broken_plugin_reports_the_import_error(tmp_path: Path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "plugin.py").write_text("import does_not_exist_anywhere\n")
+    with pytest.raises(PluginError, match="failed to import: ModuleNotFoundError"):
+        registry.find(str(folder)).load()
+
+
+def test_plugin_file_must_define_exactly_one_plugin(tmp_path: Path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "plugin.py").write_text(
+        "from gantk import GanPlugin\nclass A(GanPlugin): pass\nclass B(GanPlugin): pass\n"
+    )
+    with pytest.raises(PluginError, match="2 GanPlugin subclasses"):
+        registry.find(str(folder)).load()
+
+
+def test_duplicate_names_are_a_clear_error(monkeypatch):
+    clash = [
+        registry.PluginSpec("twin", "installed", "a.plugin:Twin", "1.0", "pkg-a"),
+        registry.PluginSpec("twin", "installed", "b.plugin:Twin", "2.0", "pkg-b"),
+    ]
+    monkeypatch.setattr(registry, "installed_specs", lambda: clash)
+    with pytest.raises(PluginError) as err:
+        registry.find("twin")
+    assert "more than once" in str(err.value) and "pkg-a:twin" in str(err.value) and "pkg-b:twin" in str(err.value)
+    # the explicit form picks one
+    monkeypatch.setattr(registry, "installed_specs", lambda: clash)
+    assert registry.find("pkg-b:twin").location == "b.plugin:Twin"
+
+
+def test_defaults_file_is_validated():
+    spec, cls = registry.load("dcgan")
+    cfg = registry.make_config(spec, cls)
+    # the paper's hyper-parameters come from plugins/dcgan/defaults.yaml
+    assert cfg.plugin == "dcgan"
+    assert cfg.train.batch_size == 128
+    assert cfg.optim["G"].lr == pytest.approx(2e-4) and cfg.optim["G"].betas == (0.5, 0.999)
+    assert cfg.model.nz == 100
