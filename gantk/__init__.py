@@ -3,7 +3,7 @@ one shared engine."""
 
 from gantk.config import Config, DataConfig, EMAConfig, OptimConfig, ScheduleConfig, TrainConfig
 from gantk.errors import GantkError
-from gantk.plugin import GanPlugin, Phase, StepContext, Update
+from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
 
 __version__ = "0.1.0"
 
@@ -11,6 +11,7 @@ __all__ = [
     "Config",
     "DataConfig",
     "EMAConfig",
+    "EvalContext",
     "GanPlugin",
     "GantkError",
     "OptimConfig",

@@ -50,7 +50,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         description="Sample from a run folder (its newest checkpoint) or a checkpoint folder.",
     )
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
-    p.add_argument("-n", type=int, default=64, help="number of samples (walks, with --interpolate)")
+    p.add_argument("-n", type=int, help="number of samples (default 64), or of walks with --interpolate (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "-o", "--output", default="samples.png", help="a .png file (one grid) or a folder (one PNG per sample)"
@@ -59,6 +59,24 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--interpolate", type=int, metavar="STEPS", help="latent walks of STEPS images between random points"
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
+    p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def _add_translate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate images with an image-to-image model (pix2pix)",
+        description="Translate an image file, or every image in a folder, with a trained image-to-image model.",
+    )
+    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("-o", "--output", required=True, help="output file (for one input) or folder")
+    p.add_argument(
+        "--train-mode",
+        action="store_true",
+        help="keep dropout and batch statistics at test time, as the pix2pix paper does (default: eval mode)",
+    )
     p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
@@ -73,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list named datasets and where they are", description="List the dataset cards.")
     _add_train(sub)
     _add_sample(sub)
+    _add_translate(sub)
     return parser
 
 
@@ -158,7 +177,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.sampling import interpolate, load_generator, sample, save_each, save_grid
 
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise GantkError(f"-n must be at least 1; got {args.n}.")
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last")
@@ -166,11 +185,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.interpolate is not None:
         if args.interpolate < 2:
             raise GantkError(f"--interpolate needs at least 2 steps; got {args.interpolate}.")
-        walks = args.n if args.n != 64 else 8  # -n counts walks here; 8 rows unless asked
-        images = interpolate(plugin, G, walks, args.interpolate, args.seed, device)
+        images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device)
         nrow = args.interpolate
     else:
-        images = sample(plugin, G, args.n, args.seed, device)
+        images = sample(plugin, G, args.n or 64, args.seed, device)
         nrow = None
     if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
         save_grid(images, out, nrow=nrow)
@@ -181,7 +199,53 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plugins": cmd_plugins, "datasets": cmd_datasets, "train": cmd_train, "sample": cmd_sample}
+def cmd_translate(args: argparse.Namespace) -> int:
+    from gantk.data.images import is_image_file, read_image
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.sampling import load_generator
+
+    device = select_device(args.device)
+    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
+    source, out = Path(args.input), Path(args.output)
+    if source.is_dir():
+        pairs = [
+            (p, out / p.relative_to(source).with_suffix(".png")) for p in sorted(source.rglob("*")) if is_image_file(p)
+        ]
+        if not pairs:
+            raise GantkError(f"input folder {source} holds no images.")
+    elif source.is_file():
+        pairs = [(source, out if out.suffix else out / (source.stem + ".png"))]
+    else:
+        raise GantkError(f"input {source} does not exist; expected an image file or a folder of images.")
+    channels = plugin.cfg.data.channels or 3
+    for src, dst in pairs:
+        x = read_image(src, channels).float().div(127.5).sub(1)[None]
+        try:
+            y = plugin.translate(G, x, train_mode=args.train_mode or None)
+        except NotImplementedError as exc:
+            raise GantkError(f"{exc}.") from None
+        _save_one(y, dst)
+    console.print(f"translated {len(pairs)} image(s) into {out}", highlight=False)
+    return 0
+
+
+def _save_one(image, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    from gantk.sampling import to_unit
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(to_unit(image[0].cpu()), path)
+
+
+COMMANDS = {
+    "plugins": cmd_plugins,
+    "datasets": cmd_datasets,
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "translate": cmd_translate,
+}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

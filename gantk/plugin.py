@@ -48,7 +48,8 @@ class StepContext:
     step: int
     max_steps: int
     phase: str
-    noise: torch.Generator  # the engine's training-noise generator, saved with checkpoints
+    noise: torch.Generator  # the engine's training-noise generator on the device, saved with checkpoints
+    cpu_noise: torch.Generator  # the same on the CPU: augmentation parameters without a device sync
     scratch: dict[str, Any] = field(default_factory=dict)
 
     def randn(self, *shape: int) -> Tensor:
@@ -58,6 +59,15 @@ class StepContext:
     def rand(self, *shape: int) -> Tensor:
         """Uniform [0, 1) noise on the training device, from the checkpointed generator."""
         return torch.rand(shape, generator=self.noise, device=self.device)
+
+
+@dataclass
+class EvalContext:
+    """What :meth:`GanPlugin.evaluate` sees besides the networks."""
+
+    device: torch.device
+    step: int
+    out_dir: Path  # the run's eval/ folder, for reports (image grids, HTML)
 
 
 LossFn = Callable[[Batch, StepContext], Losses]
@@ -122,6 +132,15 @@ class GanPlugin:
 
         return load_dataset(self.cfg.data, split=split)
 
+    def prepare_batch(self, batch: Batch, ctx: StepContext) -> Batch:
+        """Per-batch work on the device before the losses: augmentation, conditioning, ...
+
+        Called once per batch drawn. Randomness from ``ctx.randn`` / ``ctx.rand`` is checkpointed, so
+        augmentations done here replay exactly on ``--resume``; paired data gets the same jitter on
+        both images by drawing the parameters once.
+        """
+        return batch
+
     # ---- networks and losses ----------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
         """Build every network, initialised, keyed by name (``{"G": ..., "D": ...}``)."""
@@ -159,9 +178,17 @@ class GanPlugin:
         return out
 
     # ---- evaluation -------------------------------------------------------------------------------
-    def evaluate(self, nets: dict[str, nn.Module], device: torch.device) -> dict[str, float]:
-        """Evaluation metrics, run every ``train.eval_every`` steps with networks in eval mode."""
+    def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
+        """Evaluation metrics, run every ``train.eval_every`` steps with networks in eval mode.
+
+        ``nets[generator]`` is the EMA generator when EMA is on. Write reports under ``ctx.out_dir``.
+        """
         return {}
+
+    # ---- image-to-image inference -----------------------------------------------------------------
+    def translate(self, G: nn.Module, image: Tensor, train_mode: bool = False) -> Tensor:
+        """Map one input image (1, C, H, W) in [-1, 1] to an output image, for ``gantk translate``."""
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not translate images")
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ from gantk.engine import checkpoint as ckpt
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler
 from gantk.errors import CheckpointError, GantkError, PluginError
-from gantk.plugin import GanPlugin, Phase, StepContext, Update
+from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.sampling import save_grid
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -148,6 +148,7 @@ class Trainer:
             self.dataset, tc.batch_size, tc.seed, cfg.data.num_workers, pin_memory=self.device.type == "cuda"
         )
         self.noise = torch.Generator(device=self.device).manual_seed(tc.seed)
+        self.cpu_noise = torch.Generator().manual_seed(tc.seed + 1)
         try:
             self.sample_inputs = self.plugin.sample_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
@@ -200,11 +201,13 @@ class Trainer:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
             while self.step < tc.max_steps:
                 phase = self.phase_at(self.step)
-                ctx = StepContext(self.nets, self.device, self.step, tc.max_steps, phase.name, self.noise)
-                batch = self._next_batch()  # one batch per step, shared by its updates
+                ctx = StepContext(
+                    self.nets, self.device, self.step, tc.max_steps, phase.name, self.noise, self.cpu_noise
+                )
+                batch = self._next_batch(ctx)  # one batch per step, shared by its updates
                 for upd in phase.updates:
                     for r in range(upd.repeat):
-                        logger.accumulate(self._update(upd, batch if r == 0 else self._next_batch(), ctx))
+                        logger.accumulate(self._update(upd, batch if r == 0 else self._next_batch(ctx), ctx))
                 self.step += 1
                 self._after_step()
                 step = self.step
@@ -226,7 +229,7 @@ class Trainer:
             logger.close()
         return last_saved
 
-    def _next_batch(self) -> dict[str, torch.Tensor]:
+    def _next_batch(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         batch = next(self.stream)
         out = {}
         for key, value in batch.items():
@@ -236,7 +239,7 @@ class Trainer:
                 if self.cfg.train.channels_last:
                     value = value.contiguous(memory_format=torch.channels_last)
             out[key] = value
-        return out
+        return self.plugin.prepare_batch(out, ctx)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -326,8 +329,9 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         nets = dict(self.nets)
         nets[self.plugin.generator] = self.sampling_generator()
+        ctx = EvalContext(self.device, self.step, self.run / "eval")
         with self._eval_mode():
-            metrics = self.plugin.evaluate(nets, self.device)
+            metrics = self.plugin.evaluate(nets, ctx)
         if not metrics:
             return {}
         self.logger.write(self.step, {f"eval/{k}": float(v) for k, v in metrics.items()})
@@ -371,6 +375,7 @@ class Trainer:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "noise": self.noise.get_state(),
+                "cpu_noise": self.cpu_noise.get_state(),
             },
         }
         if self.ema is not None:
@@ -416,6 +421,7 @@ class Trainer:
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.noise.set_state(rng["noise"])
+        self.cpu_noise.set_state(rng["cpu_noise"])
         self.step = int(state["step"])
         self.best_value = state.get("best_value")
         print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder

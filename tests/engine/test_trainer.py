@@ -55,7 +55,7 @@ def test_checkpoint_contents_rebuild_without_training_config(image_folder, tmp_p
     state = read_training_state(final)
     assert state["step"] == 6 and set(state["optimizers"]) == {"D", "G"}
     assert state["data"] == {"epoch": 1, "batch": 2}  # 32 images / batch 8 = 4 batches an epoch; 6 steps
-    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda", "noise"}
+    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda", "noise", "cpu_noise"}
     assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in final.iterdir())
 
 
@@ -156,7 +156,7 @@ def test_channels_last_and_lr_schedule(image_folder, tmp_path):
 def test_eval_hook_keeps_the_best_checkpoint(image_folder, tmp_path):
     _, plugin = tiny_dcgan(image_folder, train={"eval_every": 2, "max_steps": 6})
     scores = iter([3.0, 1.0, 2.0])  # best at step 4
-    plugin.evaluate = lambda nets, device: {"score": next(scores)}
+    plugin.evaluate = lambda nets, ctx: {"score": next(scores)}
     plugin.best_metric = "score"
     Trainer(plugin, tmp_path / "run").fit()
     best = tmp_path / "run" / "checkpoints" / "best"
@@ -188,3 +188,33 @@ def test_unwritable_out_is_a_clear_error(image_folder, tmp_path):
     _, plugin = tiny_dcgan(image_folder)
     with pytest.raises(GantkError, match="cannot write to run folder"):
         Trainer(plugin, blocker / "run").fit()
+
+
+def _jittered(image_folder, **train):
+    """A DCGAN whose prepare_batch flips and shifts images at random, from the engine's noise."""
+    _, plugin = tiny_dcgan(image_folder, train=train)
+    seen = []
+
+    def prepare_batch(batch, ctx):
+        image = batch["image"]
+        if torch.rand(1, generator=ctx.cpu_noise).item() < 0.5:
+            image = image.flip(-1)
+        image = image + 0.1 * ctx.randn(*image.shape)
+        seen.append(image.sum().item())
+        return {**batch, "image": image}
+
+    plugin.prepare_batch = prepare_batch
+    return plugin, seen
+
+
+def test_augmentation_in_prepare_batch_replays_on_resume(image_folder, tmp_path):
+    plugin, seen_straight = _jittered(image_folder, max_steps=6)
+    straight = Trainer(plugin, tmp_path / "straight").fit()
+    plugin, seen_a = _jittered(image_folder, max_steps=3)
+    Trainer(plugin, tmp_path / "split").fit()
+    plugin, seen_b = _jittered(image_folder, max_steps=6)
+    resumed = Trainer(plugin, tmp_path / "split", resume=True).fit()
+    assert len(seen_straight) == 6  # called once per step (one batch per step)
+    assert seen_a + seen_b == seen_straight
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

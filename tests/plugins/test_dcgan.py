@@ -57,7 +57,8 @@ def test_label_smoothing_and_instance_noise_change_the_loss():
     batch = {"image": torch.rand(4, 1, 32, 32) * 2 - 1}
 
     def d_loss():
-        ctx = StepContext(nets, torch.device("cpu"), 0, 10, "gan", torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(0)
+        ctx = StepContext(nets, torch.device("cpu"), 0, 10, "gan", g, torch.Generator().manual_seed(1))
         torch.manual_seed(0)
         return plugin.d_loss(batch, ctx)["real"].item()
 
