@@ -11,7 +11,8 @@ the sum of the loss terms its ``loss`` function returns, ``repeat`` times; every
 draws a fresh batch (WGAN's critic steps). That carries the rhythms gantk needs without engine changes::
 
     DCGAN      Phase("gan", [Update("D", d_loss), Update("G", g_loss, freeze=("D",))])
-    WGAN-GP    Phase("gan", [Update("D", critic_loss, repeat=5), Update("G", g_loss, freeze=("D",))])
+               (the same as Phase.alternating(d_loss, g_loss))
+    WGAN-GP    Phase.alternating(critic_loss, g_loss, d_repeat=5)
     SRGAN      Phase("srresnet", [Update("G", pixel_loss)], steps=N), Phase("srgan", [...D..., ...G...])
 
 Extra generator losses (pix2pix L1, SRGAN content loss) are extra terms in the returned dict; conditional
@@ -96,6 +97,13 @@ class Phase:
     name: str
     updates: tuple[Update, ...]
     steps: int | None = None
+
+    @classmethod
+    def alternating(
+        cls, d_loss: LossFn, g_loss: LossFn, d_repeat: int = 1, name: str = "gan", steps: int | None = None
+    ) -> Phase:
+        """The usual rhythm: ``d_repeat`` D updates, then one G update with D frozen."""
+        return cls(name, (Update("D", d_loss, repeat=d_repeat), Update("G", g_loss, freeze=("D",))), steps)
 
 
 class GanPlugin:

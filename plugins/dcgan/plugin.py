@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantk import Config, GanPlugin, Phase, StepContext, Update
+from gantk import Config, GanPlugin, Phase, StepContext
 from gantk.errors import ConfigError
 
 
@@ -129,7 +129,7 @@ class DCGAN(GanPlugin):
         return {"G": G, "D": D}
 
     def phases(self) -> list[Phase]:
-        return [Phase("gan", (Update("D", self.d_loss), Update("G", self.g_loss, freeze=("D",))))]
+        return [Phase.alternating(self.d_loss, self.g_loss)]
 
     def _noisy(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         sigma = self.cfg.loss.instance_noise * (1.0 - ctx.step / ctx.max_steps)

@@ -1,0 +1,274 @@
+"""pix2pix (Isola, Zhu, Zhou & Efros, 2017): "Image-to-Image Translation with Conditional Adversarial
+Networks", CVPR. Label map -> photo on the CMP facades set by default.
+
+G is a U-Net; D is a PatchGAN that judges (input, output) pairs patch by patch. The loss is
+the conditional GAN loss + lambda_L1 (100) * L1(G(x), y), and D's loss is halved. Training uses Adam
+2e-4 with beta1 0.5 at batch 1, 100 epochs at a constant rate then 100 decaying linearly to 0. Jitter
+resizes to 286, random-crops 256 and flips, identically for input and target. Dropout is G's only
+noise. ``train.max_steps: 0`` means the paper's schedule, computed from the number of training pairs.
+The last ``data.holdout`` pairs are never trained on: they give the evaluation (L1, PSNR, SSIM) and the
+report of input / output / target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import kornia
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
+from gantk.data import TensorDataset, load_dataset
+from gantk.errors import ConfigError, DataError
+from gantk.sampling import save_grid
+
+from .networks import PatchDiscriminator, UNetGenerator, init_weights
+
+
+@dataclass
+class Pix2PixData(DataConfig):
+    direction: Literal["AtoB", "BtoA"] = "BtoA"  # facades: B (label map, right half) -> A (photo)
+    load_size: int = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
+    flip: bool = True
+    holdout: int = 40  # the last N pairs: evaluation only, never trained on
+
+
+@dataclass
+class Pix2PixModel:
+    ngf: int = 64
+    ndf: int = 64
+    num_downs: int = 8  # U-Net depth; inputs are padded to multiples of 2**num_downs
+    n_layers: int = 3  # PatchGAN depth: 3 = 70x70, 0 = 1x1 PixelGAN, 5 = 286x286
+    norm: Literal["batch", "instance"] = "batch"
+    dropout: float = 0.5
+
+
+@dataclass
+class Pix2PixLoss:
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"  # BCE-with-logits, or least squares
+    lambda_l1: float = 100.0
+
+
+@dataclass
+class Pix2PixEpochs:
+    constant: int = 100  # epochs at the initial rate
+    decay: int = 100  # epochs of linear decay to zero
+
+
+@dataclass
+class Pix2PixEval:
+    test_mode: Literal["eval", "train"] = "eval"  # "train": dropout on and batch statistics, as in the paper
+    fid_weights: str = ""  # Inception v3 weights file (safetensors or torchvision .pth); empty: FID skipped
+
+
+@dataclass
+class Pix2PixConfig(Config):
+    data: Pix2PixData = field(default_factory=Pix2PixData)
+    model: Pix2PixModel = field(default_factory=Pix2PixModel)
+    loss: Pix2PixLoss = field(default_factory=Pix2PixLoss)
+    epochs: Pix2PixEpochs = field(default_factory=Pix2PixEpochs)
+    eval: Pix2PixEval = field(default_factory=Pix2PixEval)
+
+
+@contextlib.contextmanager
+def paper_test_mode(G: nn.Module, device: torch.device):
+    """Dropout on and batch statistics, as the paper tests, leaving G's running statistics and the
+    global random state exactly as they were (so evaluation never changes training)."""
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    was_training = G.training
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            for m in norms:
+                m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+            G.train()
+            yield
+        finally:
+            for m, (momentum, tracked) in zip(norms, saved, strict=True):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(tracked)
+            G.train(was_training)
+
+
+class Pix2Pix(GanPlugin):
+    name = "pix2pix"
+    description = "pix2pix (Isola et al. 2017): U-Net G + 70x70 PatchGAN, label map -> photo on facades."
+    config_class = Pix2PixConfig
+    best_metric = "l1"
+    best_mode = "min"
+
+    cfg: Pix2PixConfig
+    holdout: TensorDataset | None = None
+    _fid = None  # FIDScorer, built on first use
+    _fid_warned = False
+
+    # ---- data ---------------------------------------------------------------------------------------
+    def build_dataset(self, split: str = "train") -> TensorDataset:
+        d = self.cfg.data
+        if d.load_size < d.image_size:
+            raise ConfigError(f"data.load_size ({d.load_size}) must be at least data.image_size ({d.image_size}).")
+        pairs = load_dataset(d, split)
+        if not isinstance(pairs, TensorDataset):
+            pairs = pairs.preload()  # type: ignore[attr-defined]  # pix2pix always keeps its data in memory
+        n = len(pairs)
+        if d.holdout >= n:
+            raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {n} in '{d.name}'.")
+        keep = n - d.holdout
+        self.holdout = TensorDataset({k: v[keep:] for k, v in pairs.tensors.items()}, pairs.channels)
+        train = TensorDataset({k: v[:keep] for k, v in pairs.tensors.items()}, pairs.channels)
+        tc = self.cfg.train
+        per_epoch = keep // tc.batch_size
+        if tc.max_steps == 0:  # the paper's schedule, in steps
+            tc.max_steps = (self.cfg.epochs.constant + self.cfg.epochs.decay) * per_epoch
+        if self.cfg.schedule.name == "linear_decay" and self.cfg.schedule.decay_start == 0:
+            self.cfg.schedule.decay_start = self.cfg.epochs.constant * per_epoch
+        return train
+
+    def _split(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = batch["A"], batch["B"]
+        return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
+
+    def prepare_batch(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Random jitter, the same for input and target: resize to load_size, crop, flip."""
+        d = self.cfg.data
+        x = torch.cat(self._split(batch), dim=1)  # crop and flip the pair as one image
+        if d.load_size != d.image_size:
+            x = F.interpolate(x, size=(d.load_size, d.load_size), mode="bicubic", align_corners=False).clamp_(-1, 1)
+        span = d.load_size - d.image_size + 1
+        crops = []
+        params = torch.randint(0, span, (len(x), 2), generator=ctx.cpu_noise).tolist()
+        flips = (torch.rand(len(x), generator=ctx.cpu_noise) < 0.5).tolist()
+        for img, (top, left), flip in zip(x, params, flips, strict=True):
+            img = img[:, top : top + d.image_size, left : left + d.image_size]
+            crops.append(img.flip(-1) if (d.flip and flip) else img)
+        x = torch.stack(crops)
+        c = x.shape[1] // 2
+        return {"input": x[:, :c], "target": x[:, c:]}
+
+    # ---- networks and losses ------------------------------------------------------------------------
+    def build_networks(self) -> dict[str, nn.Module]:
+        m, c = self.cfg.model, self.cfg.data.channels
+        if self.cfg.data.image_size % 2**m.num_downs:
+            raise ConfigError(
+                f"data.image_size={self.cfg.data.image_size} must be a multiple of 2**model.num_downs="
+                f"{2**m.num_downs} (the U-Net halves it num_downs times)."
+            )
+        G = UNetGenerator(c, c, m.ngf, m.num_downs, m.norm, m.dropout)
+        D = PatchDiscriminator(2 * c, m.ndf, m.n_layers, m.norm)  # judges (input, output) pairs
+        G.apply(init_weights)
+        D.apply(init_weights)
+        return {"G": G, "D": D}
+
+    def phases(self) -> list[Phase]:
+        return [Phase.alternating(self.d_loss, self.g_loss)]
+
+    def gan_loss(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        if self.cfg.loss.gan_mode == "lsgan":
+            return F.mse_loss(logits, target)
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+    def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        G, D = ctx.nets["G"], ctx.nets["D"]
+        x, y = batch["input"], batch["target"]
+        fake = G(x)
+        ctx.scratch["fake"] = fake  # the G update of this step reuses it
+        return {
+            "real": 0.5 * self.gan_loss(D(torch.cat([x, y], 1)), True),
+            "fake": 0.5 * self.gan_loss(D(torch.cat([x, fake.detach()], 1)), False),
+        }
+
+    def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        x, y = batch["input"], batch["target"]
+        fake = ctx.scratch.pop("fake")
+        return {
+            "gan": self.gan_loss(ctx.nets["D"](torch.cat([x, fake], 1)), True),
+            "l1": self.cfg.loss.lambda_l1 * F.l1_loss(fake, y),
+        }
+
+    # ---- sampling, translation, evaluation -----------------------------------------------------------
+    def _holdout_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.holdout is None:
+            raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
+        a, b = (t.float().div(127.5).sub(1) for t in (self.holdout.tensors["A"], self.holdout.tensors["B"]))
+        return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
+
+    def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
+        """The first ``n`` held-out inputs: sample grids follow the same label maps through training."""
+        return {"input": self._holdout_inputs()[0][:n]}
+
+    def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return G(inputs["input"])
+
+    def translate(self, G: nn.Module, image: torch.Tensor, train_mode: bool | None = None) -> torch.Tensor:
+        """Any size: pad (replicate) to a multiple of 2**num_downs, translate, crop back."""
+        train_mode = self.cfg.eval.test_mode == "train" if train_mode is None else train_mode
+        mult = 2**self.cfg.model.num_downs
+        h, w = image.shape[-2:]
+        ph, pw = -h % mult, -w % mult
+        x = F.pad(image, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="replicate") if ph or pw else image
+        device = next(G.parameters()).device
+        mode = paper_test_mode(G, device) if train_mode else contextlib.nullcontext()
+        with torch.no_grad(), mode:
+            y = G(x.to(device))
+        return y[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+
+    def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
+        """L1, PSNR and SSIM (kornia) on the held-out pairs, in [0, 1]; writes the report grid."""
+        inputs, targets = self._holdout_inputs()
+        G = nets["G"]
+        outputs = []
+        mode = paper_test_mode(G, ctx.device) if self.cfg.eval.test_mode == "train" else contextlib.nullcontext()
+        with mode:
+            for start in range(0, len(inputs), 8):
+                outputs.append(G(inputs[start : start + 8].to(ctx.device)).float().cpu())
+        out = torch.cat(outputs)
+        out01, tgt01 = (out * 0.5 + 0.5).clamp(0, 1), (targets * 0.5 + 0.5).clamp(0, 1)
+        psnr = torch.stack([kornia.metrics.psnr(o, t, 1.0) for o, t in zip(out01, tgt01, strict=True)])
+        metrics = {
+            "l1": (out01 - tgt01).abs().mean().item(),
+            "psnr": psnr.mean().item(),
+            "ssim": kornia.metrics.ssim(out01, tgt01, 11).mean().item(),
+        }
+        fid = self._fid_score(out01, tgt01, ctx.device)
+        if fid is not None:
+            metrics["fid"] = fid
+        write_report(ctx, inputs, out, targets, metrics)
+        return metrics
+
+    def _fid_score(self, fake01: torch.Tensor, real01: torch.Tensor, device: torch.device) -> float | None:
+        if not self.cfg.eval.fid_weights:
+            if not self._fid_warned:
+                warnings.warn(
+                    "FID skipped: no Inception v3 weights given (set eval.fid_weights=PATH to a safetensors "
+                    "or torchvision .pth file); L1, PSNR and SSIM are still reported.",
+                    stacklevel=2,
+                )
+                self._fid_warned = True
+            return None
+        if self._fid is None:
+            from gantk.metrics import FIDScorer
+
+            self._fid = FIDScorer(self.cfg.eval.fid_weights, real01, device)
+        return self._fid(fake01)
+
+
+def write_report(ctx: EvalContext, inputs, outputs, targets, metrics: dict[str, float]) -> None:
+    """A PNG of input | output | target triplets (four per row) and an HTML page around it."""
+    triplets = torch.stack([inputs, outputs, targets], dim=1).flatten(0, 1)
+    name = f"step_{ctx.step:08d}.png"
+    save_grid(triplets, ctx.out_dir / name, nrow=12)
+    numbers = " ".join(f"<td>{k}</td><td>{v:.4f}</td>" for k, v in metrics.items())
+    (ctx.out_dir / "report.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>pix2pix held-out report</title>"
+        f"<h1>Held-out pairs at step {ctx.step}</h1><table><tr>{numbers}</tr></table>"
+        "<p>Each triplet: input (label map) | output | target (photo).</p>"
+        f'<img src="{name}" style="max-width:100%">',
+        encoding="utf-8",
+    )

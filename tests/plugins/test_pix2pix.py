@@ -1,0 +1,234 @@
+"""pix2pix: the paper's networks, identical paired jitter, side-effect-free test mode, training, translate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gantk import registry
+from gantk.engine import Trainer
+from gantk.plugin import StepContext
+from tests.helpers import REPO, SHARED_DATA
+from tests.helpers_pairs import write_side_by_side
+
+
+def make(dataset: Path | str = "facades", **sections):
+    spec, cls = registry.load("pix2pix")
+    cfg = registry.make_config(spec, cls, [(sections, "test")])
+    cfg.data.name = str(dataset)
+    return cls(cfg)
+
+
+def tiny(data: Path, **train):
+    """32x32 U-Net with 5 levels, 4 filters wide; 8 training pairs + 4 held out."""
+    return make(
+        data,
+        data={"image_size": 32, "load_size": 36, "holdout": 4},
+        model={"ngf": 4, "ndf": 4, "num_downs": 5},
+        epochs={"constant": 1, "decay": 1},
+        train={"device": "cpu", "log_every": 4, "sample_every": 8, "eval_every": 8, "tensorboard": False, **train},
+    )
+
+
+def test_unet_256_and_70x70_patchgan():
+    plugin = make()
+    plugin.cfg.data.channels = 3
+    nets = plugin.build_networks()
+    G, D = nets["G"], nets["D"]
+    x = torch.randn(1, 3, 256, 256)
+    G.eval()
+    assert G(x).shape == (1, 3, 256, 256)
+    assert D(torch.cat([x, x], 1)).shape == (1, 1, 30, 30)  # 70x70 PatchGAN: 30x30 patches on 256x256
+    downs = [m for m in G.modules() if isinstance(m, nn.Conv2d)]
+    assert len(downs) == 8 and downs[-1].out_channels == 512  # 8 halvings: 256 -> 1
+    assert sum(isinstance(m, nn.Dropout) and m.p == 0.5 for m in G.modules()) == 3
+
+
+def test_patchgan_variants_and_instance_norm():
+    plugin = make(model={"n_layers": 0, "norm": "instance"})
+    plugin.cfg.data.channels = 3
+    D = plugin.build_networks()["D"]
+    assert D(torch.randn(1, 6, 64, 64)).shape == (1, 1, 64, 64)  # PixelGAN: one logit per pixel
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+
+
+def test_paired_jitter_is_identical_for_input_and_target(tmp_path):
+    plugin = tiny(tmp_path)
+    img = torch.rand(3, 3, 32, 32) * 2 - 1
+    batch = {"A": img, "B": img.clone()}
+    ctx = StepContext({}, torch.device("cpu"), 0, 1, "gan", torch.Generator(), torch.Generator().manual_seed(3))
+    out = plugin.prepare_batch(batch, ctx)
+    assert out["input"].shape == (3, 3, 32, 32)
+    assert torch.equal(out["input"], out["target"])  # the same crop and flip on both
+    assert not torch.equal(out["input"], img)  # and a jitter did happen (36 -> random 32 crop)
+
+
+def test_direction_picks_input_side(tmp_path):
+    plugin = tiny(tmp_path, batch_size=1)
+    plugin.cfg.data.load_size, plugin.cfg.data.flip = 32, False
+    a, b = torch.full((1, 3, 32, 32), -0.5), torch.full((1, 3, 32, 32), 0.5)
+    ctx = StepContext({}, torch.device("cpu"), 0, 1, "gan", torch.Generator(), torch.Generator())
+    assert plugin.prepare_batch({"A": a, "B": b}, ctx)["input"].mean() == 0.5  # BtoA: label map B is the input
+    plugin.cfg.data.direction = "AtoB"
+    assert plugin.prepare_batch({"A": a, "B": b}, ctx)["input"].mean() == -0.5
+
+
+def _module():
+    spec, cls = registry.load("pix2pix")
+    return sys.modules[cls.__module__]
+
+
+def test_train_mode_inference_keeps_dropout_but_not_state():
+    paper_test_mode = _module().paper_test_mode
+    plugin = make(model={"ngf": 4, "num_downs": 5}, data={"image_size": 32})
+    plugin.cfg.data.channels = 3
+    G = plugin.build_networks()["G"].eval()
+    stats = {k: v.clone() for k, v in G.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    rng = torch.get_rng_state()
+    with torch.no_grad():
+        y1 = plugin.translate(G, x[:1], train_mode=True)
+        y2 = plugin.translate(G, x[:1], train_mode=True)
+        with paper_test_mode(G, torch.device("cpu")):
+            G(x)
+    y_eval = plugin.translate(G, x[:1], train_mode=False)
+    assert not torch.allclose(y1, y_eval)  # dropout and batch statistics are on
+    assert torch.equal(y1, y2)  # and reproducible: the global random state is restored each time
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in stats.items())  # running stats untouched
+    assert torch.equal(rng, torch.get_rng_state()) and not G.training
+
+
+def test_translate_any_size_returns_the_input_size():
+    plugin = make(model={"ngf": 4, "num_downs": 5}, data={"image_size": 32})
+    plugin.cfg.data.channels = 3
+    G = plugin.build_networks()["G"].eval()
+    y = plugin.translate(G, torch.rand(1, 3, 45, 70) * 2 - 1)
+    assert y.shape == (1, 3, 45, 70) and y.abs().max() <= 1
+
+
+def test_training_schedule_eval_report_and_translate_cli(tmp_path):
+    data = write_side_by_side(tmp_path / "pairs", n=12)
+    plugin = tiny(data)
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    # max_steps 0 -> (1 + 1) epochs x 8 training pairs at batch 1; decay from the second epoch on
+    assert plugin.cfg.train.max_steps == 16 and plugin.cfg.schedule.decay_start == 8
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if "eval/l1" in r]
+    assert [r["step"] for r in evals] == [8, 16]
+    assert {"eval/psnr", "eval/ssim"} <= set(evals[-1]) and 0 <= evals[-1]["eval/ssim"] <= 1
+    assert lines[-2]["lr/G"] == pytest.approx(0.0)  # linear decay reached zero at the end
+    assert (run / "eval" / "step_00000016.png").is_file() and (run / "eval" / "report.html").is_file()
+    best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
+    assert best["best_metric"] == "l1"
+    report = Image.open(run / "eval" / "step_00000016.png")
+    assert report.size == (12 * 34 + 2, 34 + 2)  # 4 held-out triplets in one row of 12 tiles
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (50, 37), (10, 200, 30)).save(src / "a.png")
+    Image.new("L", (64, 64), 90).save(src / "b.jpg")
+    env = {**os.environ, "COLUMNS": "200"}
+    out = subprocess.run(
+        [sys.executable, "-m", "gantk", "translate", str(run), str(src), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert Image.open(tmp_path / "out" / "a.png").size == (50, 37)
+    assert Image.open(tmp_path / "out" / "b.png").size == (64, 64)
+
+
+def test_holdout_too_large(tmp_path):
+    from gantk.errors import DataError
+
+    plugin = tiny(write_side_by_side(tmp_path / "p", n=4))
+    plugin.cfg.data.holdout = 4
+    with pytest.raises(DataError, match="leaves no training pairs"):
+        plugin.build_dataset()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "facades").is_dir(), reason="no shared datasets here")
+def test_default_config_is_the_paper_schedule_on_real_facades(monkeypatch):
+    monkeypatch.setenv("GANTK_DATA", str(SHARED_DATA))
+    plugin = make()
+    train = plugin.build_dataset()
+    assert len(train) == 360 and len(plugin.holdout) == 40  # the last 40 of 400 are held out
+    assert plugin.cfg.train.max_steps == 200 * 360 and plugin.cfg.schedule.decay_start == 100 * 360
+    assert plugin.cfg.train.batch_size == 1 and plugin.cfg.optim["G"].lr == pytest.approx(2e-4)
+
+
+def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn):
+    """FID runs from a weights file made here (random, small-scale test); without one it warns and skips."""
+    from safetensors.torch import save_file
+    from torchvision.models import inception_v3
+
+    from gantk.metrics import FIDScorer
+
+    torch.manual_seed(0)
+    weights = tmp_path / "inception.safetensors"
+    net = inception_v3(weights=None, aux_logits=True, init_weights=True)
+    for m in net.modules():  # calibrate batch norm once so the random network's features are well scaled
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(4, 3, 299, 299))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
+    real = torch.rand(6, 3, 32, 32)
+    scorer = FIDScorer(weights, real, torch.device("cpu"))
+    scale = float(np.trace(scorer.cov))
+    same, other = scorer(real), scorer(torch.rand(6, 3, 32, 32) * 0.2)
+    assert abs(same) < 1e-4 * scale  # identical sets: 0 up to float64 rounding over 2048 dimensions
+    assert other > 100 * abs(same) and other > 1e-2 * scale  # a different set is far away
+
+    plugin = tiny(write_side_by_side(tmp_path / "p", n=8))
+    plugin.cfg.data.channels = 3
+    plugin.build_dataset()
+    G = plugin.build_networks()["G"].eval()
+    from gantk.plugin import EvalContext
+
+    with torch.no_grad():
+        metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
+    assert "fid" not in metrics and any("FID skipped" in str(w.message) for w in recwarn)
+    plugin.cfg.eval.fid_weights = str(weights)
+    with torch.no_grad():
+        metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
+    assert metrics["fid"] > 0
+
+
+def test_pickled_weights_with_code_are_refused(tmp_path):
+    from gantk.errors import CheckpointError
+    from gantk.metrics import load_inception
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="safely"):
+        load_inception(path)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    from gantk.metrics import frechet_distance
+
+    # 1-d check: N(0, 1) vs N(1, 4): (0-1)^2 + 1 + 4 - 2*sqrt(4) = 2
+    assert frechet_distance(np.zeros(1), np.eye(1), np.ones(1), 4 * np.eye(1)) == pytest.approx(2.0)
+    # diagonal 3-d: sum over dims of (sqrt(a) - sqrt(b))^2 when means agree
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert frechet_distance(np.zeros(3), np.diag(a), np.zeros(3), np.diag(b)) == pytest.approx(expected)
