@@ -79,6 +79,7 @@ class Trainer:
         self.resume = resume
         self.step = 0
         self.best_value: float | None = None
+        self.ready = False  # setup() done
 
     # ------------------------------------------------------------------ setup
     def _prepare_run_folder(self) -> Path | None:
@@ -155,6 +156,7 @@ class Trainer:
             self.sample_inputs = None
         if resume_from is not None:
             self._load(resume_from)
+        self.ready = True
 
     def _check_phases(self) -> None:
         cfg = self.cfg
@@ -189,7 +191,8 @@ class Trainer:
 
     def fit(self) -> Path:
         """Train up to ``train.max_steps`` generator steps; returns the final checkpoint folder."""
-        self.setup()
+        if not self.ready:
+            self.setup()
         tc = self.cfg.train
         logger = RunLogger(self.run, self.step, tc.max_steps, tc.tensorboard)
         self.logger = logger
