@@ -85,9 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gantk", description="A PyTorch toolkit for GANs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
-        "plugins", help="list the plugins gantk can find", description="List built-in and installed plugins."
+    plugins = sub.add_parser(
+        "plugins", help="list the plugins gantk can find, or make a new one", description="List or create plugins."
     )
+    plugin_sub = plugins.add_subparsers(dest="action", metavar="ACTION")
+    new = plugin_sub.add_parser(
+        "new", help="write a working plugin package to start from", description="Scaffold a plugin package."
+    )
+    new.add_argument("name", help="plugin name: lower case, digits, underscores")
+    new.add_argument("--dir", help="where to write the package (default: ./gantk-NAME)")
     sub.add_parser("datasets", help="list named datasets and where they are", description="List the dataset cards.")
     _add_train(sub)
     _add_sample(sub)
@@ -99,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    if getattr(args, "action", None) == "new":
+        return cmd_plugins_new(args)
+    from rich.markup import escape
     from rich.table import Table
 
     from gantk import registry
@@ -107,18 +116,33 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     table = Table(title="gantk plugins")
     for col in ("name", "source", "description"):
         table.add_column(col)
-    specs = registry.all_specs()
+    specs = registry.all_specs() + registry.local_specs()
     names = [s.name for s in specs]
     for spec in specs:
         where = spec.source if spec.source != "installed" else f"installed: {spec.dist} {spec.version}"
+        if spec.source == "path":
+            where = f"path: {spec.location}"
         try:
-            description = spec.load().description or ""
-        except GantkError as exc:
-            description = f"[red]broken:[/red] {exc}"
+            cls = spec.load()
+            registry.check_defaults(spec, cls)
+            description = cls.description or ""
+        except GantkError as exc:  # listed as broken; the other plugins still load
+            description = f"[red]broken:[/red] {escape(str(exc))}"
         if names.count(spec.name) > 1:
             description += " [yellow](name clash: pick by path or dist:name)[/yellow]"
         table.add_row(spec.name, where, description)
     console.print(table)
+    return 0
+
+
+def cmd_plugins_new(args: argparse.Namespace) -> int:
+    from gantk.engine.logger import console
+    from gantk.scaffold import scaffold
+
+    folder = Path(args.dir or f"gantk-{args.name.replace('_', '-')}")
+    written = scaffold(args.name, folder)
+    console.print(f"wrote plugin '{args.name}' to {folder}/ ({len(written)} files)", highlight=False)
+    console.print(f"next: pip install -e {folder} && gantk plugins && pytest {folder}/tests", highlight=False)
     return 0
 
 

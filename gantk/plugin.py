@@ -32,6 +32,9 @@ from torch import Tensor, nn
 
 from gantk.config import Config
 
+#: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error
+CONTRACT_VERSION = 1
+
 Batch = dict[str, Tensor]
 Losses = dict[str, Tensor]
 
@@ -113,6 +116,8 @@ class GanPlugin:
     name: ClassVar[str] = ""
     #: one line for ``gantk plugins``
     description: ClassVar[str] = ""
+    #: the contract version the plugin was written for (see docs/plugins.md, "Versioning")
+    contract: ClassVar[int] = CONTRACT_VERSION
     #: the typed config this plugin reads; subclass :class:`gantk.Config` to add sections
     config_class: ClassVar[type[Config]] = Config
     #: the network that generates images: sampled from, averaged by EMA

@@ -26,7 +26,7 @@ from typing import Any
 
 from gantk.config import Config, load_yaml, resolve
 from gantk.errors import PluginError
-from gantk.plugin import GanPlugin
+from gantk.plugin import CONTRACT_VERSION, GanPlugin
 
 ENTRY_POINT_GROUP = "gantk.plugins"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plugins"
@@ -211,7 +211,29 @@ def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
     return _checked(obj, spec.name, spec.location)
 
 
+def local_specs(folder: Path | None = None) -> list[PluginSpec]:
+    """Plugin folders under ``./plugins`` of the current directory that are not gantk's built-ins."""
+    folder = (folder or Path.cwd() / "plugins").resolve()
+    if not folder.is_dir() or folder == BUILTIN_DIR:
+        return []
+    return [
+        PluginSpec(name=d.name, source="path", location=str(d))
+        for d in sorted(folder.iterdir())
+        if (d / "plugin.py").is_file()
+    ]
+
+
+def check_defaults(spec: PluginSpec, cls: type[GanPlugin]) -> None:
+    """The plugin's defaults.yaml must validate against its own config class."""
+    make_config(spec, cls)
+
+
 def _checked(cls: type[GanPlugin], name: str, where: str) -> type[GanPlugin]:
+    if cls.contract > CONTRACT_VERSION:
+        raise PluginError(
+            f"plugin '{name}' ({where}) is written for gantk plugin contract {cls.contract}, but this gantk "
+            f"implements contract {CONTRACT_VERSION}; upgrade gantk."
+        )
     if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, Config)):
         raise PluginError(f"plugin '{name}' ({where}): config_class must subclass gantk.Config.")
     if not cls.name:

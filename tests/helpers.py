@@ -64,3 +64,43 @@ def tiny_dcgan(data: Path | str, **sections):
         layer.setdefault(section, {}).update(values)
     cfg = registry.make_config(spec, cls, [(layer, "test")])
     return spec, cls(cfg)
+
+
+def install_package(source: Path, root: Path) -> Path:
+    """pip-install the package at ``source`` into ``root/site`` (not into the test environment)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = shutil.copytree(source, root / "src")  # builds write into the source folder: keep the checkout clean
+    target = root / "site"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return target
+
+
+def run_python(site: Path | None, *args: str, cwd: Path = REPO):
+    """``python ARGS`` in a subprocess, with ``site`` on the path when given."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "200"}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)

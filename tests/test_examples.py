@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gantk.engine.checkpoint import find_checkpoint, read_training_state
-from tests.helpers import REPO, write_image_folder
+from tests.helpers import REPO, install_package, run_python, write_image_folder
 
 TINY = ["--set", "model.ngf=4", "--set", "model.ndf=4", "--set", "model.nz=8", "--set", "data.image_size=16"]
 
@@ -19,33 +15,11 @@ TINY = ["--set", "model.ngf=4", "--set", "model.ndf=4", "--set", "model.nz=8", "
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The package installed into a private folder (the test environment itself is not modified)."""
-    root = tmp_path_factory.mktemp("wgan")
-    source = shutil.copytree(REPO / "examples" / "wgan_gp", root / "src")
-    target = root / "site"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    return target
+    return install_package(REPO / "examples" / "wgan_gp", tmp_path_factory.mktemp("wgan"))
 
 
-def run(site: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+def run(site: Path, *args: str, cwd: Path = REPO):
+    return run_python(site, *args, cwd=cwd)
 
 
 def test_installed_plugin_is_listed_with_its_version(site):

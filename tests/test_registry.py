@@ -81,3 +81,32 @@ def test_defaults_file_is_validated():
     assert cfg.train.batch_size == 128
     assert cfg.optim["G"].lr == pytest.approx(2e-4) and cfg.optim["G"].betas == (0.5, 0.999)
     assert cfg.model.nz == 100
+
+
+def test_listing_shows_broken_and_local_plugins_without_stopping(tmp_path: Path):
+    from tests.helpers import run_python
+
+    plugins = tmp_path / "plugins"
+    for name, code in {
+        "good": "from gantk import GanPlugin\nclass Good(GanPlugin):\n    description = 'works fine'\n",
+        "noimport": "import not_a_module_anywhere\n",
+        "future": "from gantk import GanPlugin\nclass Future(GanPlugin):\n    contract = 99\n",
+        "baddefaults": "from gantk import GanPlugin\nclass Bad(GanPlugin):\n    description = 'x'\n",
+    }.items():
+        (plugins / name).mkdir(parents=True)
+        (plugins / name / "plugin.py").write_text(code)
+    (plugins / "baddefaults" / "defaults.yaml").write_text("train:\n  batch_sise: 3\n")
+    out = run_python(None, "-m", "gantk", "plugins", cwd=tmp_path)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 0
+    assert "dcgan" in text and "pix2pix" in text and "works fine" in text  # the others still load
+    assert "broken: plugin 'noimport'" in text and "ModuleNotFoundError" in text
+    assert "contract 99" in text and "batch_sise" in text
+
+
+def test_plugin_for_a_newer_contract_is_refused(tmp_path: Path):
+    folder = tmp_path / "future"
+    folder.mkdir()
+    (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = 2\n")
+    with pytest.raises(PluginError, match="contract 2.*upgrade gantk"):
+        registry.find(str(folder)).load()
