@@ -87,6 +87,7 @@ class TrainConfig:
     channels_last: bool = False
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bit-exact resume on GPU
     grad_clip: float = 0.0  # max global grad norm per update; 0: off
+    nonfinite: Literal["skip", "stop", "off"] = "skip"  # a NaN/inf loss: skip that update (counted), or stop
     log_every: int = 50
     sample_every: int = 500
     sample_count: int = 64  # images in each periodic sample grid

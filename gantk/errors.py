@@ -28,3 +28,15 @@ class DataError(GantkError):
 
 class CheckpointError(GantkError):
     """A checkpoint folder is missing, incomplete or does not match its config."""
+
+
+class TrainingStopped(GantkError):
+    """Training stopped early on request (SIGINT/SIGTERM) after saving a checkpoint."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class NonFiniteError(GantkError):
+    """A loss or the weights became NaN/inf and the policy is to stop."""

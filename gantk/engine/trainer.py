@@ -9,10 +9,13 @@ networks, data and loss functions (see :mod:`gantk.plugin`); the loop below call
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from gantk.data.loader import BatchStream
 from gantk.engine import checkpoint as ckpt
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler
-from gantk.errors import CheckpointError, GantkError, PluginError
+from gantk.errors import CheckpointError, GantkError, NonFiniteError, PluginError, TrainingStopped
 from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.sampling import save_grid
 
@@ -80,6 +83,8 @@ class Trainer:
         self.step = 0
         self.best_value: float | None = None
         self.ready = False  # setup() done
+        self.nonfinite_skipped = 0
+        self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
 
     # ------------------------------------------------------------------ setup
     def _prepare_run_folder(self) -> Path | None:
@@ -199,6 +204,7 @@ class Trainer:
         for net in self.nets.values():
             net.train()
         last_saved = None
+        previous = self._install_signal_handlers()
         try:
             if self.step >= tc.max_steps:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
@@ -226,11 +232,44 @@ class Trainer:
                     self.evaluate()
                 if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step != tc.max_steps:
                     last_saved = self.save()
+                if self.stop_signal:
+                    break
             if last_saved is None or last_saved.name != f"step_{self.step:08d}":
                 last_saved = self.save()
         finally:
+            self._restore_signal_handlers(previous)
+            if self.nonfinite_skipped:
+                logger.write(self.step, {"nonfinite_skipped": self.nonfinite_skipped})
             logger.close()
+        if self.stop_signal and self.step < tc.max_steps:
+            name = signal.Signals(self.stop_signal).name
+            raise TrainingStopped(
+                f"stopped by {name} at step {self.step}; checkpoint saved in {last_saved}. "
+                "Continue with the same command and --resume.",
+                self.stop_signal,
+            )
         return last_saved
+
+    def _install_signal_handlers(self) -> dict:
+        """First SIGINT/SIGTERM: finish the step, save, stop. A second one: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self.stop_signal:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            self.logger.message(
+                f"{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
+                "(press Ctrl-C again to stop at once)"
+            )
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
     def _next_batch(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         batch = next(self.stream)
@@ -265,6 +304,16 @@ class Trainer:
                     f"loss tensors, got {type(terms).__name__}."
                 )
             loss = sum(t.float() for t in terms.values())
+            if self.cfg.train.nonfinite != "off" and not bool(torch.isfinite(loss)):
+                bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                if self.cfg.train.nonfinite == "stop":
+                    raise NonFiniteError(
+                        f"the loss of '{upd.network}' is not finite at step {self.step} ({bad}); stopped "
+                        f"(train.nonfinite=stop). The newest checkpoint in {self.run / 'checkpoints'} is intact."
+                    )
+                self.nonfinite_skipped += 1
+                self.logger.message(f"step {self.step}: non-finite loss for '{upd.network}' ({bad}); update skipped")
+                return {}
             scaler = self.scalers.get(upd.network)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -368,6 +417,7 @@ class Trainer:
         state = {
             "step": self.step,
             "best_value": self.best_value,
+            "nonfinite_skipped": self.nonfinite_skipped,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
@@ -388,6 +438,17 @@ class Trainer:
     def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
         folder = folder or self.run / "checkpoints" / f"step_{self.step:08d}"
         networks = {k: n.state_dict() for k, n in self.nets.items()}
+        diverged = [
+            f"{net}.{key}"
+            for net, state in networks.items()
+            for key, t in state.items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())
+        ]
+        if diverged:  # never let a diverged state replace (or rotate out) a good checkpoint
+            raise NonFiniteError(
+                f"the weights are not finite at step {self.step} ({', '.join(diverged[:4])}); no checkpoint was "
+                f"written and the existing ones in {self.run / 'checkpoints'} are untouched."
+            )
         if self.ema is not None:
             networks[f"{self.plugin.generator}_ema"] = self.ema.module.state_dict()
         ckpt.save_checkpoint(folder, meta=self._meta(extra), networks=networks, training_state=self._training_state())
@@ -395,6 +456,21 @@ class Trainer:
             for old in ckpt.step_checkpoints(self.run)[: -self.cfg.train.keep_checkpoints or None]:
                 shutil.rmtree(old, ignore_errors=True)
         return folder
+
+    def _tidy_for_resume(self) -> None:
+        """Drop what a killed run left behind: temporary checkpoint folders, metrics past the checkpoint."""
+        for tmp in (self.run / "checkpoints").glob(".*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        metrics = self.run / "metrics.jsonl"
+        if metrics.exists():
+            kept = []
+            for line in metrics.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["step"] <= self.step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by the kill
+            metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def _load(self, folder: Path) -> None:
         for name, net in self.nets.items():
@@ -427,6 +503,8 @@ class Trainer:
         self.cpu_noise.set_state(rng["cpu_noise"])
         self.step = int(state["step"])
         self.best_value = state.get("best_value")
+        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        self._tidy_for_resume()
         print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
         from gantk.engine.logger import console
 

@@ -1,0 +1,165 @@
+"""Crash safety: non-finite losses, diverged weights, SIGTERM, and SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gantk.engine import Trainer
+from gantk.engine.checkpoint import step_checkpoints
+from gantk.errors import NonFiniteError
+from tests.helpers import REPO, tiny_dcgan, write_image_folder
+
+
+def _nan_at_step(plugin, step: int) -> None:
+    original = plugin.d_loss
+
+    def d_loss(batch, ctx):
+        terms = original(batch, ctx)
+        if ctx.step == step:
+            terms["real"] = terms["real"] * float("nan")
+        return terms
+
+    plugin.d_loss = d_loss
+
+
+def test_nonfinite_loss_is_skipped_and_counted(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder)
+    _nan_at_step(plugin, 2)
+    final = Trainer(plugin, tmp_path / "run").fit()
+    for tensor in load_file(final / "D.safetensors").values():
+        assert torch.isfinite(tensor.float()).all()
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["nonfinite_skipped"] == 1
+
+
+def test_nonfinite_loss_stops_and_keeps_the_checkpoints(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, train={"nonfinite": "stop", "checkpoint_every": 1})
+    _nan_at_step(plugin, 3)
+    with pytest.raises(NonFiniteError, match="not finite at step 3.*intact"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step_00000002", "step_00000003"]
+
+
+def test_diverged_weights_are_never_saved(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 2, "keep_checkpoints": 1})
+    trainer = Trainer(plugin, tmp_path / "run")
+    good = trainer.fit()
+    before = {p.name: p.stat().st_mtime_ns for p in good.iterdir()}
+    with torch.no_grad():
+        next(trainer.nets["G"].parameters()).fill_(float("nan"))
+    trainer.step += 1
+    with pytest.raises(NonFiniteError, match="no checkpoint was written"):
+        trainer.save()
+    assert step_checkpoints(tmp_path / "run") == [good]  # the good one was not rotated out
+    assert {p.name: p.stat().st_mtime_ns for p in good.iterdir()} == before
+
+
+def _train_cmd(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gantk",
+        "train",
+        "dcgan",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--max-steps",
+        str(steps),
+        "--device",
+        "cpu",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "model.ndf=8",
+        "--set",
+        "model.nz=16",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.checkpoint_every=1",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.sample_every=0",
+        "--set",
+        "train.tensorboard=false",
+        *extra,
+    ]
+
+
+def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, after: int, timeout: float = 120) -> bool:
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        done = step_checkpoints(run)
+        if done and int(done[-1].name.split("_")[1]) > after:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_sigterm_saves_and_resume_finishes(tmp_path):
+    data = write_image_folder(tmp_path / "img", n=32, size=32)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _train_cmd(data, run, 100000), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert _wait_for_checkpoint(run, proc, 0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    stopped_at = int(step_checkpoints(run)[-1].name.split("_")[1])
+    done = subprocess.run(_train_cmd(data, run, stopped_at + 2, "--resume"), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert step_checkpoints(run)[-1].name == f"step_{stopped_at + 2:08d}"
+
+
+def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """Killed with SIGKILL five times (often mid-checkpoint: one is written every step), resumed each
+    time; the final weights equal those of a run that was never interrupted."""
+    data = write_image_folder(tmp_path / "img", n=32, size=32)
+    steps = 40
+    straight = subprocess.run(_train_cmd(data, tmp_path / "straight", steps), cwd=REPO, capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+
+    run = tmp_path / "killed"
+    rng = random.Random(0)
+    kills = 0
+    for _ in range(5):
+        resume = ["--resume"] if step_checkpoints(run) else []
+        reached = int(step_checkpoints(run)[-1].name.split("_")[1]) if step_checkpoints(run) else 0
+        proc = subprocess.Popen(
+            _train_cmd(data, run, steps, *resume), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        if _wait_for_checkpoint(run, proc, reached):
+            time.sleep(rng.uniform(0.0, 0.15))
+            proc.kill()
+            kills += proc.wait() == -signal.SIGKILL
+        else:
+            proc.wait()
+    assert kills >= 3  # most attempts really were killed mid-run
+    final = subprocess.run(_train_cmd(data, run, steps, "--resume"), cwd=REPO, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    a = step_checkpoints(tmp_path / "straight")[-1]
+    b = step_checkpoints(run)[-1]
+    assert a.name == b.name == f"step_{steps:08d}"
+    for net in ("G", "D"):
+        wa, wb = load_file(a / f"{net}.safetensors"), load_file(b / f"{net}.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not list((run / "checkpoints").glob(".*"))  # no temporary folders left behind
+    logged = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"phase"' in x]
+    assert logged == list(range(1, steps + 1))  # metrics of redone steps are not duplicated
