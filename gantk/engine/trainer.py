@@ -203,7 +203,9 @@ class Trainer:
         self.logger = logger
         for net in self.nets.values():
             net.train()
-        last_saved = None
+        existing = ckpt.step_checkpoints(self.run)
+        current = f"step_{self.step:08d}"
+        last_saved = existing[-1] if existing and existing[-1].name == current else None  # nothing new to save yet
         previous = self._install_signal_handlers()
         try:
             if self.step >= tc.max_steps:

@@ -218,3 +218,12 @@ def test_augmentation_in_prepare_batch_replays_on_resume(image_folder, tmp_path)
     assert seen_a + seen_b == seen_straight
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_a_finished_run_changes_nothing(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 2})
+    final = Trainer(plugin, tmp_path / "run").fit()
+    stamp = (final / "manifest.json").stat().st_mtime_ns
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 2})
+    assert Trainer(plugin, tmp_path / "run", resume=True).fit() == final
+    assert (final / "manifest.json").stat().st_mtime_ns == stamp  # not rewritten
