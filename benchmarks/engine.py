@@ -16,17 +16,16 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import steps_per_second_after
 
 from gantk import registry
 from gantk.data import TensorDataset
-from gantk.engine import Trainer, select_device
+from gantk.engine import select_device
 
 
 def make_plugin(args: argparse.Namespace, steps: int):
@@ -56,18 +55,11 @@ def synthetic(args: argparse.Namespace) -> TensorDataset:
 
 
 def engine_rate(args: argparse.Namespace, data: TensorDataset) -> float:
-    """Images/s over the timed interval that follows ``warmup`` steps (read from metrics.jsonl)."""
+    """Images/s over the steps that follow ``warmup`` (timed by the engine, read from metrics.jsonl)."""
     plugin = make_plugin(args, args.warmup + args.steps)
     plugin.cfg.train.log_every = args.warmup if args.warmup else args.steps
     plugin.build_dataset = lambda split="train": data
-    with tempfile.TemporaryDirectory() as tmp:
-        Trainer(plugin, Path(tmp) / "run").fit()
-        records = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    # the last interval covers exactly the timed steps; its rate was measured after a device sync
-    timed = [r for r in records if r["step"] > args.warmup]
-    steps = timed[-1]["step"] - args.warmup
-    seconds = sum((r["step"] - p["step"]) / r["steps_per_s"] for p, r in zip([records[0], *timed], timed, strict=False))
-    return steps * args.batch / seconds
+    return steps_per_second_after(plugin, args.warmup) * args.batch
 
 
 def plain_rate(args: argparse.Namespace, data: TensorDataset) -> float:

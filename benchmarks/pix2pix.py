@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from _timing import steps_per_second_after
 
 from gantk import registry
 from gantk.data.loader import BatchStream
-from gantk.engine import Trainer, select_device
+from gantk.engine import select_device
 from gantk.plugin import StepContext
 
 
@@ -73,12 +72,7 @@ def data_rate(args: argparse.Namespace) -> float:
 def train_rate(args: argparse.Namespace) -> float:
     plugin = make_plugin(args, args.warmup + args.steps)
     plugin.cfg.train.log_every = args.warmup
-    with tempfile.TemporaryDirectory() as tmp:
-        Trainer(plugin, Path(tmp) / "run").fit()
-        records = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    timed = [r for r in records if r["step"] > args.warmup]
-    seconds = sum((r["step"] - p["step"]) / r["steps_per_s"] for p, r in zip([records[0], *timed], timed, strict=False))
-    return (timed[-1]["step"] - args.warmup) / seconds
+    return steps_per_second_after(plugin, args.warmup)
 
 
 def main() -> None:

@@ -43,13 +43,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
+def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """What every command that loads a trained generator takes."""
+    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sample",
         help="draw samples from a trained generator",
         description="Sample from a run folder (its newest checkpoint) or a checkpoint folder.",
     )
-    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_checkpoint_args(p)
     p.add_argument("-n", type=int, help="number of samples (default 64), or of walks with --interpolate (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -59,8 +66,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--interpolate", type=int, metavar="STEPS", help="latent walks of STEPS images between random points"
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
-    p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
@@ -69,7 +74,7 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
         help="translate images with an image-to-image model (pix2pix)",
         description="Translate an image file, or every image in a folder, with a trained image-to-image model.",
     )
-    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    _add_checkpoint_args(p)
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("-o", "--output", required=True, help="output file (for one input) or folder")
     p.add_argument(
@@ -77,8 +82,6 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep dropout and batch statistics at test time, as the pix2pix paper does (default: eval mode)",
     )
-    p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +230,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.data.images import is_image_file, read_image
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.sampling import load_generator
+    from gantk.sampling import load_generator, save_image_file
 
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
@@ -249,18 +252,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             y = plugin.translate(G, x, train_mode=args.train_mode or None)
         except NotImplementedError as exc:
             raise GantkError(f"{exc}.") from None
-        _save_one(y, dst)
+        save_image_file(y[0], dst)
     console.print(f"translated {len(pairs)} image(s) into {out}", highlight=False)
     return 0
-
-
-def _save_one(image, path: Path) -> None:
-    from torchvision.utils import save_image
-
-    from gantk.sampling import to_unit
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(to_unit(image[0].cpu()), path)
 
 
 COMMANDS = {

@@ -32,16 +32,17 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     return path
 
 
+def save_image_file(image: torch.Tensor, path: str | Path) -> Path:
+    """Save one image (C, H, W) in [-1, 1] as a file; the format follows the suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(to_unit(image.cpu()), path)
+    return path
+
+
 def save_each(images: torch.Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
     """Save images in [-1, 1] as one PNG each in ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, img in enumerate(to_unit(images.cpu())):
-        path = folder / f"{prefix}_{i:05d}.png"
-        save_image(img, path)
-        paths.append(path)
-    return paths
+    return [save_image_file(img, Path(folder) / f"{prefix}_{i:05d}.png") for i, img in enumerate(images)]
 
 
 def load_plugin_from_meta(meta: dict[str, Any], where: Path):

@@ -18,12 +18,8 @@ def site(tmp_path_factory) -> Path:
     return install_package(REPO / "examples" / "wgan_gp", tmp_path_factory.mktemp("wgan"))
 
 
-def run(site: Path, *args: str, cwd: Path = REPO):
-    return run_python(site, *args, cwd=cwd)
-
-
 def test_installed_plugin_is_listed_with_its_version(site):
-    out = run(site, "-m", "gantk", "plugins")
+    out = run_python(site, "-m", "gantk", "plugins")
     text = out.stdout + out.stderr
     assert out.returncode == 0 and "wgan_gp" in text and "gantk-wgan-gp 0.1.0" in text
 
@@ -31,7 +27,7 @@ def test_installed_plugin_is_listed_with_its_version(site):
 def test_trains_through_gantk_with_five_critic_steps_per_g_step(site, tmp_path):
     data = write_image_folder(tmp_path / "img", n=40, mode="L")
     run_dir = tmp_path / "run"
-    out = run(
+    out = run_python(
         site,
         "-m",
         "gantk",
@@ -57,7 +53,7 @@ def test_trains_through_gantk_with_five_critic_steps_per_g_step(site, tmp_path):
 
 
 def test_the_packages_own_test_passes(site, tmp_path):
-    out = run(
+    out = run_python(
         site, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "examples" / "wgan_gp" / "tests"), cwd=tmp_path
     )
     assert out.returncode == 0, out.stdout + out.stderr
