@@ -73,6 +73,9 @@ class EMAConfig:
     enabled: bool = False
     decay: float = 0.999
     start_step: int = 0  # copy the weights as they are until this step
+    # batch norm: re-estimate the EMA generator's statistics from this many batches of its own samples
+    # before it is used (gantk/engine/ema.py says why); 0 uses the raw generator's statistics
+    calibration_batches: int = 16
 
 
 @dataclass

@@ -30,6 +30,7 @@ from gantk import __version__
 from gantk.config import dump_yaml, to_dict
 from gantk.data.loader import BatchStream
 from gantk.engine import checkpoint as ckpt
+from gantk.engine.ema import copy_buffers, recalibrate_batchnorm
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler
 from gantk.errors import CheckpointError, GantkError, NonFiniteError, PluginError, TrainingStopped
@@ -146,9 +147,10 @@ class Trainer:
             self.ema = AveragedModel(
                 self.nets[self.plugin.generator],
                 multi_avg_fn=get_ema_multi_avg_fn(tc.ema.decay),
-                use_buffers=True,
+                use_buffers=False,  # weights only: buffers follow G, batch norm is re-estimated (ema.py)
             )
             self.ema.requires_grad_(False)
+        self._ema_calibrated_at: int | None = None
 
         self.stream = BatchStream(
             self.dataset, tc.batch_size, tc.seed, cfg.data.num_workers, pin_memory=self.device.type == "cuda"
@@ -346,10 +348,32 @@ class Trainer:
                 self.ema.module.load_state_dict(G.state_dict())
             else:
                 self.ema.update_parameters(G)
+                copy_buffers(G, self.ema.module)
+            self._ema_calibrated_at = None
 
     # ------------------------------------------------------------------ sampling and evaluation
     def sampling_generator(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.nets[self.plugin.generator]
+        """The generator to sample and evaluate with: the EMA one (batch norm calibrated) when enabled."""
+        if self.ema is None:
+            return self.nets[self.plugin.generator]
+        if self._ema_calibrated_at != self.step:
+            self._calibrate_ema()
+            self._ema_calibrated_at = self.step
+        return self.ema.module
+
+    def _calibrate_ema(self) -> None:
+        tc = self.cfg.train
+        if not tc.ema.calibration_batches or self.sample_inputs is None:
+            return  # no inputs to draw (image-to-image): the raw generator's statistics stay
+        g = torch.Generator().manual_seed(tc.seed + 2)  # the same batches every time: deterministic
+        batches = (self.plugin.sample_inputs(tc.batch_size, g) for _ in range(tc.ema.calibration_batches))
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad(), self._autocast():
+            recalibrate_batchnorm(
+                self.ema.module,
+                batches,
+                lambda G, inputs: self.plugin.generate(G, {k: v.to(self.device) for k, v in inputs.items()}),
+            )
 
     @contextlib.contextmanager
     def _eval_mode(self):
@@ -452,7 +476,7 @@ class Trainer:
                 f"written and the existing ones in {self.run / 'checkpoints'} are untouched."
             )
         if self.ema is not None:
-            networks[f"{self.plugin.generator}_ema"] = self.ema.module.state_dict()
+            networks[f"{self.plugin.generator}_ema"] = self.sampling_generator().state_dict()
         ckpt.save_checkpoint(folder, meta=self._meta(extra), networks=networks, training_state=self._training_state())
         if folder.name.startswith("step_"):
             for old in ckpt.step_checkpoints(self.run)[: -self.cfg.train.keep_checkpoints or None]:

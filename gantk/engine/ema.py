@@ -1,0 +1,59 @@
+"""Batch-norm statistics for an EMA generator.
+
+Averaging a generator's weights over time works for its convolutions, but not for the running
+statistics of its batch-norm layers: the averaged weights produce activations of a different scale
+than any of the generators whose statistics were averaged, so an EMA generator evaluated with averaged
+(or copied) statistics draws washed-out, often class-less images. Measured on the CGAN MNIST run: the raw
+generator already drew clear digits at step 2000 while its EMA scored 0.12 classification accuracy.
+
+The fix, as in BigGAN's "standing statistics": before the EMA generator is used, run it in training
+mode on a few batches of its own inputs and take the cumulative average of the batch statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+Inputs = dict[str, Tensor]
+
+
+def batchnorm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    module: nn.Module, batches: Iterable[Inputs], forward: Callable[[nn.Module, Inputs], Tensor]
+) -> bool:
+    """Re-estimate every batch-norm layer's running statistics from ``forward(module, batch)`` calls.
+
+    Returns False (and changes nothing) when the module has no batch-norm layer. The caller owns the
+    randomness: ``batches`` should come from a generator of its own, so calibrating never moves the
+    training run's random state. The module is left in eval mode.
+    """
+    layers = batchnorm_layers(module)
+    if not layers:
+        return False
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    module.train()
+    try:
+        for batch in batches:
+            forward(module, batch)
+    finally:
+        for m, momentum in zip(layers, momenta, strict=True):
+            m.momentum = momentum
+        module.eval()
+    return True
+
+
+@torch.no_grad()
+def copy_buffers(source: nn.Module, target: nn.Module) -> None:
+    """Copy every buffer (running statistics, counters) of ``source`` into ``target``."""
+    for theirs, ours in zip(source.buffers(), target.buffers(), strict=True):
+        ours.copy_(theirs)
