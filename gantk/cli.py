@@ -1,4 +1,5 @@
-"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``.
+"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``translate``, ``classifier``,
+``export``.
 
 Errors a user can fix print one paragraph and exit with code 2; there is no traceback unless
 ``GANTK_DEBUG=1`` is set.
@@ -57,7 +58,12 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         description="Sample from a run folder (its newest checkpoint) or a checkpoint folder.",
     )
     _add_checkpoint_args(p)
-    p.add_argument("-n", type=int, help="number of samples (default 64), or of walks with --interpolate (default 8)")
+    p.add_argument(
+        "-n",
+        type=int,
+        help="number of samples (default 64; per class for a class-conditional model without --label, default 8),"
+        " or of walks with --interpolate (default 8)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "-o", "--output", default="samples.png", help="a .png file (one grid) or a folder (one PNG per sample)"
@@ -66,6 +72,23 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--interpolate", type=int, metavar="STEPS", help="latent walks of STEPS images between random points"
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
+    p.add_argument(
+        "--label",
+        help="class-conditional models: draw only this class (name or index); default: one row per class",
+    )
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a generator-only checkpoint to ship",
+        description="Copy a run's generator (EMA weights when present) and its config into a small checkpoint "
+        "folder with no discriminator or training state; sample, translate and the apps load it as usual.",
+    )
+    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("--best", action="store_true", help="export the run's best checkpoint instead of the newest")
+    p.add_argument("--no-ema", action="store_true", help="export the raw generator even when EMA weights exist")
+    p.add_argument("-o", "--output", required=True, help="folder to write")
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +105,23 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep dropout and batch statistics at test time, as the pix2pix paper does (default: eval mode)",
     )
+
+
+def _add_classifier(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classifier",
+        help="train the classifier that scores class-conditional generators",
+        description="Train a small CNN on the real images of a labelled dataset and save it (config.json + "
+        "classifier.safetensors); pass the folder as eval.classifier=DIR to CGAN runs.",
+    )
+    p.add_argument("--data", default="mnist", help="labelled dataset name or folder (one sub-folder per class)")
+    p.add_argument("--image-size", type=int, default=32, help="side the images are resized to (default 32)")
+    p.add_argument("--channels", type=int, default=0, help="1 grey, 3 RGB, 0 as the data is")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--width", type=int, default=32, help="channels of the first conv stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("-o", "--output", required=True, help="folder to write the classifier to")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_translate(sub)
+    _add_classifier(sub)
+    _add_export(sub)
     return parser
 
 
@@ -202,20 +244,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.sampling import interpolate, load_generator, sample, save_each, save_grid
+    from gantk.sampling import interpolate, load_generator, sample, sample_per_class, save_each, save_grid
 
     if args.n is not None and args.n < 1:
         raise GantkError(f"-n must be at least 1; got {args.n}.")
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last")
     out = Path(args.output)
+    classes = plugin.class_names()
+    if args.label is not None and not classes:
+        raise GantkError(f"--label {args.label}: this {plugin.name} model is not class-conditional; drop --label.")
+    conditions = {"label": args.label} if args.label is not None else {}
     if args.interpolate is not None:
         if args.interpolate < 2:
             raise GantkError(f"--interpolate needs at least 2 steps; got {args.interpolate}.")
-        images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device)
+        images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device, **conditions)
         nrow = args.interpolate
+    elif classes and args.label is None:  # one row per class, -n images each (default 8)
+        per_class = args.n or 8
+        images = sample_per_class(plugin, G, per_class, args.seed, device)
+        nrow = per_class
     else:
-        images = sample(plugin, G, args.n or 64, args.seed, device)
+        images = sample(plugin, G, args.n or 64, args.seed, device, **conditions)
         nrow = None
     if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
         save_grid(images, out, nrow=nrow)
@@ -223,6 +273,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         paths = save_each(images, out)
         console.print(f"wrote {len(paths)} images to {out}/", highlight=False)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gantk.engine import checkpoint as ckpt
+    from gantk.engine.logger import console
+
+    folder = ckpt.export_generator(
+        Path(args.checkpoint), Path(args.output), "best" if args.best else "last", use_ema=not args.no_ema
+    )
+    size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    console.print(f"exported the generator to {folder} ({size:.1f} MB)", highlight=False)
     return 0
 
 
@@ -257,12 +319,40 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from gantk.config import DataConfig
+    from gantk.data import load_dataset, locate
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.metrics import classifier as clf
+
+    if args.steps < 1 or args.width < 1:
+        raise GantkError(f"--steps and --width must be at least 1; got {args.steps} and {args.width}.")
+    data = DataConfig(name=args.data, image_size=args.image_size, channels=args.channels)
+    dataset = load_dataset(data, split="train")
+    model, held = clf.train_classifier(
+        dataset, steps=args.steps, seed=args.seed, device=select_device(args.device), width=args.width
+    )
+    info = {"data": args.data, "steps": args.steps, "seed": args.seed, "heldout_accuracy": held}
+    test_acc = None
+    if locate(args.data)[1] == "mnist":  # a folder has no test split; the held-out share stands in for it
+        test_acc = clf.dataset_accuracy(model, load_dataset(data, split="test"))[0]
+    if test_acc is not None:
+        info["test_accuracy"] = test_acc
+    clf.save_classifier(model, args.output, info)
+    shown = f", test {test_acc:.4f}" if test_acc is not None else ""
+    console.print(f"wrote the classifier to {args.output} (held-out accuracy {held:.4f}{shown})", highlight=False)
+    return 0
+
+
 COMMANDS = {
     "plugins": cmd_plugins,
     "datasets": cmd_datasets,
     "train": cmd_train,
     "sample": cmd_sample,
     "translate": cmd_translate,
+    "classifier": cmd_classifier,
+    "export": cmd_export,
 }
 
 

@@ -164,6 +164,15 @@ class GanPlugin:
         raise NotImplementedError
 
     # ---- sampling ---------------------------------------------------------------------------------
+    def class_names(self) -> tuple[str, ...]:
+        """The classes a class-conditional generator takes (as ``label=`` in :meth:`sample_inputs`).
+
+        Empty for an unconditional plugin. A conditional plugin takes a class name or index as
+        ``label`` and puts the index into its inputs under the key ``"label"``; ``gantk sample --label``
+        and the synthesis app rely on that.
+        """
+        return ()
+
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions: Any) -> dict[str, Tensor]:
         """Generator inputs for ``n`` samples (``{"z": ...}``), drawn on the CPU from ``generator``.
 

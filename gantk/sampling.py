@@ -32,6 +32,24 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     return path
 
 
+def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 0):
+    """Images in [-1, 1] as one PIL grid, enlarged by a whole factor (nearest) to at least ``min_width``.
+
+    Whole-factor nearest enlargement keeps every generated pixel a crisp block, so small images (MNIST's
+    32x32) are shown as they are rather than blurred.
+    """
+    from PIL import Image
+
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    grid = make_grid(to_unit(images.cpu()), nrow=nrow, padding=2, pad_value=1.0)
+    pixels = grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    image = Image.fromarray(pixels[..., 0] if grid.shape[0] == 1 or images.shape[1] == 1 else pixels)
+    factor = max(1, math.ceil(min_width / image.width)) if min_width else 1
+    if factor > 1:
+        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    return image
+
+
 def save_image_file(image: torch.Tensor, path: str | Path) -> Path:
     """Save one image (C, H, W) in [-1, 1] as a file; the format follows the suffix."""
     path = Path(path)
@@ -88,24 +106,80 @@ def sample(
     plugin, G: nn.Module, n: int, seed: int, device: str | torch.device = "cpu", **conditions: Any
 ) -> torch.Tensor:
     """``n`` images in [-1, 1]; the same seed gives the same images."""
+    inputs = sample_inputs_for(plugin, n, torch.Generator().manual_seed(seed), **conditions)
+    return _generate(plugin, G, inputs, device)
+
+
+@torch.no_grad()
+def sample_per_class(
+    plugin, G: nn.Module, per_class: int, seed: int, device: str | torch.device = "cpu", same_z: bool = False
+) -> torch.Tensor:
+    """``per_class`` images of every class of a class-conditional plugin; row k is class k.
+
+    With ``same_z`` column j uses one latent code in every row, so only the label changes down a
+    column: what stays the same (stroke width, slant, ...) is what z encodes.
+    """
+    classes = plugin.class_names()
+    if not classes:
+        raise GantkError(f"the {plugin.name} plugin is not class-conditional; it has no classes to sample.")
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for k in range(len(classes)):
+        if same_z:
+            g.manual_seed(seed)
+        rows.append(sample_inputs_for(plugin, per_class, g, label=k))
+    inputs = {key: torch.cat([r[key] for r in rows]) for key in rows[0]}
+    return _generate(plugin, G, inputs, device)
+
+
+def sample_inputs_for(plugin, n: int, generator: torch.Generator, **conditions: Any) -> dict[str, torch.Tensor]:
+    """``plugin.sample_inputs`` with a clear error for a generator that needs an input image."""
     try:
-        inputs = plugin.sample_inputs(n, torch.Generator().manual_seed(seed), **conditions)
+        return plugin.sample_inputs(n, generator, **conditions)
     except NotImplementedError as exc:
         raise GantkError(f"{exc}; this plugin's generator needs an input (see its README).") from None
-    return plugin.generate(G, {k: v.to(device) for k, v in inputs.items()}).float().cpu()
+
+
+def _generate(plugin, G: nn.Module, inputs: dict[str, torch.Tensor], device, chunk: int = 256) -> torch.Tensor:
+    n = len(next(iter(inputs.values())))
+    out = [
+        plugin.generate(G, {k: v[i : i + chunk].to(device) for k, v in inputs.items()}).float().cpu()
+        for i in range(0, n, chunk)
+    ]
+    return torch.cat(out)
 
 
 @torch.no_grad()
 def interpolate(
-    plugin, G: nn.Module, walks: int, steps: int, seed: int, device: str | torch.device = "cpu"
+    plugin, G: nn.Module, walks: int, steps: int, seed: int, device: str | torch.device = "cpu", **conditions: Any
 ) -> torch.Tensor:
-    """``walks`` latent walks of ``steps`` images each, between random endpoints; rows are walks."""
+    """``walks`` latent walks of ``steps`` images each, between random endpoints; rows are walks.
+
+    A class-conditional model walks within one class: ``label`` when given, else class k for walk k.
+    """
     g = torch.Generator().manual_seed(seed)
     t = torch.linspace(0, 1, steps)
+    classes = plugin.class_names()
     rows = []
-    for _ in range(walks):
-        a = plugin.sample_inputs(1, g)
-        b = plugin.sample_inputs(1, g)
-        inputs = plugin.interpolate(a, b, t)
-        rows.append(plugin.generate(G, {k: v.to(device) for k, v in inputs.items()}).float().cpu())
+    for w in range(walks):
+        cond = dict(conditions)
+        if classes and cond.get("label") is None:
+            cond["label"] = w % len(classes)
+        a = sample_inputs_for(plugin, 1, g, **cond)
+        b = sample_inputs_for(plugin, 1, g, **cond)
+        rows.append(_generate(plugin, G, plugin.interpolate(a, b, t), device))
     return torch.cat(rows)
+
+
+@torch.no_grad()
+def walk_between_seeds(
+    plugin, G: nn.Module, seed_a: int, seed_b: int, steps: int, device: str | torch.device = "cpu", **conditions: Any
+) -> torch.Tensor:
+    """``steps`` images on the latent path from seed ``seed_a``'s input to seed ``seed_b``'s.
+
+    The endpoints are exactly what :func:`sample` draws for ``n=1`` with those seeds, so a user can pick
+    two samples they like and walk between them.
+    """
+    a = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_a), **conditions)
+    b = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_b), **conditions)
+    return _generate(plugin, G, plugin.interpolate(a, b, torch.linspace(0, 1, steps)), device)

@@ -182,3 +182,24 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
             parts.append(f"shape mismatch {'; '.join(shapes[:8])}{' ...' if len(shapes) > 8 else ''}")
         raise CheckpointError(f"weights in {path} do not match the network built from its config: {'; '.join(parts)}.")
     module.load_state_dict(state)
+
+
+def export_generator(source: Path, dest: Path, which: str = "last", use_ema: bool = True) -> Path:
+    """Write a generator-only checkpoint: ``config.json`` + the generator's weights, no training state.
+
+    This is what gets shipped (apps, model hubs): a few MB instead of G + D + optimizer moments, and it
+    loads with :func:`gantk.sampling.load_generator` like any checkpoint. EMA weights are exported as
+    the generator when the run has them (``use_ema``), since they are the ones that sample best.
+    """
+    folder = find_checkpoint(source, which)
+    meta = read_meta(folder)
+    gen = meta.get("generator", "G")
+    weights = folder / f"{gen}_ema.safetensors"
+    ema = use_ema and weights.exists()
+    if not ema:
+        weights = folder / f"{gen}.safetensors"
+    meta = {k: v for k, v in meta.items() if k not in ("format", "networks")}
+    meta["exported"] = {"from": str(folder), "ema": ema, "generator_only": True}
+    if meta.get("plugin", {}).get("source") == "built-in":
+        meta["plugin"]["location"] = ""  # found by name wherever gantk is installed
+    return save_checkpoint(Path(dest), meta=meta, networks={gen: read_tensors(weights)})
