@@ -1,5 +1,5 @@
 """The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``translate``, ``classifier``,
-``export``.
+``export``, ``eval``.
 
 Errors a user can fix print one paragraph and exit with code 2; there is no traceback unless
 ``GANTK_DEBUG=1`` is set.
@@ -91,6 +91,19 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="folder to write")
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="run a plugin's evaluation on a checkpoint and print the metrics",
+        description="Evaluate a checkpoint the way training does (the plugin's evaluate()), with the "
+        "checkpoint's own config; --set changes eval keys such as eval.classifier=DIR.",
+    )
+    _add_checkpoint_args(p)
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p.add_argument("-o", "--output", required=True, help="folder for the reports and metrics.json")
+
+
 def _add_translate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "translate",
@@ -143,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate(sub)
     _add_classifier(sub)
     _add_export(sub)
+    _add_eval(sub)
     return parser
 
 
@@ -288,6 +302,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    from rich.table import Table
+
+    from gantk.config import resolve, to_dict
+    from gantk.engine import checkpoint as ckpt
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.plugin import EvalContext
+    from gantk.sampling import load_generator
+
+    device = select_device(args.device)
+    which = "best" if args.best else "last"
+    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which=which)
+    step = int(ckpt.read_meta(ckpt.find_checkpoint(Path(args.checkpoint), which)).get("step") or 0)
+    plugin = type(plugin)(resolve(type(plugin.cfg), [(to_dict(plugin.cfg), "the checkpoint")], args.overrides))
+    out = Path(args.output)
+    with torch.no_grad():
+        metrics = plugin.evaluate({plugin.generator: G}, EvalContext(device, step, out / "eval"))
+    if not metrics:
+        raise GantkError(f"the {plugin.name} plugin defines no evaluation metrics.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(
+        json.dumps({"checkpoint": str(args.checkpoint), "step": step, **metrics}, indent=2)
+    )
+    table = Table(title=f"{plugin.name} at step {step}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    console.print(f"wrote {out / 'metrics.json'}", highlight=False)
+    return 0
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.data.images import is_image_file, read_image
     from gantk.engine import select_device
@@ -353,6 +404,7 @@ COMMANDS = {
     "translate": cmd_translate,
     "classifier": cmd_classifier,
     "export": cmd_export,
+    "eval": cmd_eval,
 }
 
 

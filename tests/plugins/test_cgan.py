@@ -196,3 +196,19 @@ def test_label_on_an_unconditional_model_is_refused(tmp_path, image_folder):
     assert _gantk(*args, *[a for s in sets for a in ("--set", s)]).returncode == 0
     result = _gantk("sample", str(out), "--label", "1", "-o", str(tmp_path / "x.png"))
     assert result.returncode == 2 and "not class-conditional" in result.stderr
+
+
+def test_eval_command_scores_a_checkpoint_with_a_given_judge(run, tmp_path):
+    import json
+
+    out = tmp_path / "scored"
+    judge = run / "classifier"
+    result = _gantk("eval", str(run), "--best", "--set", f"eval.classifier={judge}", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "accuracy_min", "accuracy/dark", "accuracy/light", "accuracy/mid"} <= set(metrics)
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    at_best = next(r for r in logged if r.get("step") == metrics["step"] and "eval/accuracy" in r)
+    assert metrics["accuracy"] == pytest.approx(at_best["eval/accuracy"])  # the same score training logged
+    result = _gantk("eval", str(run), "--set", "eval.classifier=/nowhere", "-o", str(out))
+    assert result.returncode == 2 and "eval.classifier /nowhere is not a classifier folder" in result.stderr
