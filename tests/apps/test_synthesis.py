@@ -1,0 +1,147 @@
+"""The synthesis app: through its API (gradio_client) and in a real headless browser (chromium)."""
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import REPO
+from tests.helpers_apps import free_port, load_app, wait_until_up
+from tests.helpers_labels import tiny_cgan_checkpoint
+
+synthesis = load_app("synthesis")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_cgan_checkpoint(tmp_path_factory.mktemp("app") / "cgan")
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint):
+    from gradio_client import Client
+
+    app = synthesis.build_app(synthesis.Synthesizer(checkpoint))
+    port = free_port()
+    synthesis.launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until_up(url)
+    yield Client(url, verbose=False)
+    app.close()
+
+
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_same_seed_same_image_other_seed_other_image(client):
+    first = _pixels(client.predict("light", 6, 5, api_name="/generate"))
+    again = _pixels(client.predict("light", 6, 5, api_name="/generate"))
+    other = _pixels(client.predict("light", 6, 6, api_name="/generate"))
+    assert first.shape[1] >= synthesis.DISPLAY_WIDTH
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_every_view_answers(client):
+    walk = _pixels(client.predict("dark", 1, 2, 5, api_name="/walk"))
+    same = _pixels(client.predict(3, 4, api_name="/every_class"))
+    every = _pixels(client.predict(synthesis.EVERY_CLASS, 6, 0, api_name="/generate"))
+    # grids of 16 px images with 2 px padding, enlarged by a whole factor
+    assert walk.shape[1] / walk.shape[0] == pytest.approx((2 + 5 * 18) / (2 + 18))
+    assert same.shape[1] / same.shape[0] == pytest.approx((2 + 4 * 18) / (2 + 3 * 18))  # 3 classes, 4 codes
+    assert every.shape[1] / every.shape[0] == pytest.approx((2 + 3 * 18) / (2 + 2 * 18))  # rows of 3 classes
+
+
+@pytest.mark.parametrize(
+    "args, api, message",
+    [
+        (
+            ("zebra", 4, 0),
+            "/generate",
+            r"zebra is not in the list of choices: \['every class', 'dark', 'light', 'mid'\]",
+        ),
+        (("dark", 5000, 0), "/generate", "Value 5000 is greater than maximum value 100"),  # gradio's slider check
+        (("dark", 4, -3), "/generate", "seed must be a whole number from 0 to 2147483647; got -3"),
+        (
+            ("dark", 4, "many"),
+            "/generate",
+            "Expected a `float | None`, but the value passed to the event handler was: 'many'",
+        ),
+        ((synthesis.EVERY_CLASS, 0, 1, 4), "/walk", "every class is not in the list of choices"),
+        (("dark", 0, 10**12, 4), "/walk", "seed B must be a whole number from 0 to 2147483647"),
+        (("dark", 0, 1, 99), "/walk", "Value 99 is greater than maximum value 16"),
+    ],
+)
+def test_wrong_inputs_give_a_message_and_the_app_keeps_serving(client, args, api, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=api)
+    assert _pixels(client.predict("mid", 2, 0, api_name="/generate")).size > 0
+
+
+def test_a_model_without_classes_is_refused(tmp_path, image_folder):
+    from gantk.engine import PluginSource, train
+    from gantk.engine.checkpoint import export_generator
+    from tests.helpers import tiny_dcgan
+
+    spec, plugin = tiny_dcgan(image_folder, train={"max_steps": 1})
+    train(plugin, tmp_path / "run", PluginSource(spec.name, spec.source, spec.location))
+    export_generator(tmp_path / "run", tmp_path / "dcgan")
+    with pytest.raises(Exception, match="not class-conditional"):
+        synthesis.Synthesizer(tmp_path / "dcgan")
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("GANTK_REQUIRE_BROWSER"),
+    reason="no chromium here (apt-get install chromium); .ci/run installs it and sets GANTK_REQUIRE_BROWSER=1",
+)
+def test_browser_click_through_one_generation(serve_script, tmp_path):
+    """Started as a user starts it (the shipped MNIST checkpoint, default host): pick 7, generate, see it."""
+    from playwright.sync_api import sync_playwright
+
+    assert (synthesis.DEFAULT_CHECKPOINT / "G.safetensors").is_file()
+    url = serve_script("synthesis")
+    assert urlparse(url).hostname == "127.0.0.1"
+    outside = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[  # as root in a closed network: no sandbox, and no background calls home
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],  # fmt: skip
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and outside.append(r.url))
+        page.goto(url)
+        page.locator("#class input").click()
+        page.get_by_role("option", name="7", exact=True).click()
+        page.locator("#generate").click()
+        image = page.locator("#grid img")
+        image.wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#grid img'); return i && i.naturalWidth > 0 }"
+        )
+        assert image.evaluate("i => i.naturalWidth") >= synthesis.DISPLAY_WIDTH
+        shot = tmp_path / "synthesis.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert Image.open(shot).size[0] == 1200
+    assert outside == []  # no CDN, fonts or analytics: every request stayed on this machine
+    if os.environ.get("GANTK_SCREENSHOTS"):  # refresh the README's screenshot: GANTK_SCREENSHOTS=docs/images
+        target = REPO / os.environ["GANTK_SCREENSHOTS"] / "synthesis-app.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
