@@ -163,7 +163,32 @@ class Trainer:
             self.sample_inputs = None
         if resume_from is not None:
             self._load(resume_from)
+        self._check_disk_space()
         self.ready = True
+
+    def checkpoint_bytes(self) -> int:
+        """About how many bytes one checkpoint takes: every network, the EMA copy, Adam's two moments."""
+
+        def size(tensors) -> int:
+            return sum(t.numel() * t.element_size() for t in tensors)
+
+        total = sum(size(n.state_dict().values()) for n in self.nets.values())
+        total += sum(2 * size(self.nets[name].parameters()) for name in self.optimizers)
+        if self.ema is not None:
+            total += size(self.ema.module.state_dict().values())
+        return total
+
+    def _check_disk_space(self) -> None:
+        """Refuse to start a run whose checkpoints cannot be written (a new one is written beside the old)."""
+        need = 2 * self.checkpoint_bytes() + (64 << 20)  # + slack for samples, logs, JSON
+        free = shutil.disk_usage(self.run).free
+        if free < need:
+            raise GantkError(
+                f"not enough free disk space for run folder {self.run}: a checkpoint takes about "
+                f"{self.checkpoint_bytes() / 1e6:.0f} MB and a new one is written beside the last before it "
+                f"replaces it, so about {need / 1e6:.0f} MB must be free; {free / 1e6:.0f} MB are. Free some "
+                "space or choose another --out."
+            )
 
     def _check_phases(self) -> None:
         cfg = self.cfg
@@ -477,7 +502,17 @@ class Trainer:
             )
         if self.ema is not None:
             networks[f"{self.plugin.generator}_ema"] = self.sampling_generator().state_dict()
-        ckpt.save_checkpoint(folder, meta=self._meta(extra), networks=networks, training_state=self._training_state())
+        try:
+            ckpt.save_checkpoint(
+                folder, meta=self._meta(extra), networks=networks, training_state=self._training_state()
+            )
+        except OSError as exc:  # disk full, quota, folder removed: the last good checkpoint is untouched
+            kept = ckpt.step_checkpoints(self.run)
+            raise GantkError(
+                f"could not write checkpoint {folder} at step {self.step}: {exc.strerror or exc}. Nothing was "
+                f"replaced; the last good checkpoint is {kept[-1] if kept else 'none yet'}, and --resume "
+                "continues from it once there is room."
+            ) from None
         if folder.name.startswith("step_"):
             for old in ckpt.step_checkpoints(self.run)[: -self.cfg.train.keep_checkpoints or None]:
                 shutil.rmtree(old, ignore_errors=True)

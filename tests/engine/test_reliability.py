@@ -163,3 +163,42 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     assert not list((run / "checkpoints").glob(".*"))  # no temporary folders left behind
     logged = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"phase"' in x]
     assert logged == list(range(1, steps + 1))  # metrics of redone steps are not duplicated
+
+
+def test_too_little_disk_space_is_refused_before_training(image_folder, tmp_path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from gantk.errors import GantkError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    _, plugin = tiny_dcgan(image_folder)
+    with pytest.raises(GantkError, match=r"not enough free disk space for run folder .* 1 MB are"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert step_checkpoints(tmp_path / "run") == []
+
+
+def test_disk_full_mid_run_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
+    import errno
+
+    from gantk.engine import checkpoint as ckpt
+    from gantk.errors import GantkError
+
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 6, "checkpoint_every": 3})
+    real_save = ckpt._save_tensors
+
+    def save_tensors(path, tensors):
+        if "step_00000006" in str(path.parent.name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, tensors)
+
+    monkeypatch.setattr(ckpt, "_save_tensors", save_tensors)
+    run = tmp_path / "run"
+    with pytest.raises(GantkError, match="No space left on device.*last good checkpoint is .*step_00000003"):
+        Trainer(plugin, run).fit()
+    assert [p.name for p in step_checkpoints(run)] == ["step_00000003"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no temporary left
+    monkeypatch.setattr(ckpt, "_save_tensors", real_save)
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 6, "checkpoint_every": 3})
+    assert Trainer(plugin, run, resume=True).fit().name == "step_00000006"
