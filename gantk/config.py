@@ -42,6 +42,7 @@ class DataConfig:
     limit: int = 0  # use only the first N items (0: all); handy for smoke tests
     preload: Literal["auto", "always", "never"] = "auto"  # decode once into memory
     num_workers: int = 0  # DataLoader workers when not preloaded
+    on_error: Literal["raise", "skip"] = "raise"  # unreadable files: stop naming the file, or skip and count
 
 
 @dataclass

@@ -79,12 +79,23 @@ def load_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
     dataset = KINDS[kind](root, cfg.image_size, cfg.channels, split or cfg.split)
     if cfg.limit:
         dataset = _limited(dataset, cfg.limit)
+    dropped: list[str] = []
+    if isinstance(dataset, ImageFileDataset) and cfg.on_error == "skip":
+        dataset, dropped = dataset.readable()
+        if dropped:
+            log.warning(
+                "data.on_error=skip: skipped %d unreadable file(s) of %s, e.g. %s",
+                len(dropped), cfg.name, "; ".join(dropped[:3]),
+            )  # fmt: skip
+        if not len(dataset):
+            raise DataError(f"every file of {cfg.name} failed to read (data.on_error=skip); first: {dropped[0]}")
     if isinstance(dataset, ImageFileDataset):
         planes = dataset.channels * (2 if kind == "paired" else 1)
         size = len(dataset) * planes * cfg.image_size**2
         if cfg.preload == "always" or (cfg.preload == "auto" and size <= PRELOAD_LIMIT_BYTES):
             log.info("decoding %s into memory (%.1f MB)", dataset.description, size / 1e6)
             dataset = dataset.preload()
+    dataset.skipped = len(dropped)  # files left out by data.on_error=skip
     return dataset
 
 

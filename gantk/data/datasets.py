@@ -68,6 +68,21 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.read(self.items[i])
 
+    def readable(self) -> tuple[ImageFileDataset, list[str]]:
+        """This dataset without the items that fail to read, and one reason per dropped item.
+
+        Reads every item once (``data.on_error=skip``); a reason names the file, as the error would.
+        """
+        kept, dropped = [], []
+        for item in self.items:
+            try:
+                self.read(item)
+                kept.append(item)
+            except DataError as exc:
+                dropped.append(str(exc))
+        same = ImageFileDataset(kept, self.read, self.channels, self.class_names, self.description)
+        return same, dropped
+
     def preload(self) -> TensorDataset:
         samples = [self.read(item) for item in self.items]
         tensors = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
@@ -95,7 +110,7 @@ def image_folder(root: Path, image_size: int, channels: int) -> ImageFileDataset
         class_names = tuple(sorted({parts[0] for parts in tops}, key=_natural_key))
         index = {name: i for i, name in enumerate(class_names)}
         labels = [index[parts[0]] for parts in tops]
-    channels = channels or native_channels(files[0])
+    channels = channels or _first_native_channels(files)
 
     def read(item: tuple[Path, int]) -> dict[str, torch.Tensor]:
         path, label = item
@@ -106,6 +121,16 @@ def image_folder(root: Path, image_size: int, channels: int) -> ImageFileDataset
 
     items = list(zip(files, labels or [-1] * len(files), strict=True))
     return ImageFileDataset(items, read, channels, class_names, description=f"{len(files)} images in {root}")
+
+
+def _first_native_channels(files: list[Path]) -> int:
+    """``data.channels: 0`` resolved from the first file that opens (bad ones are reported when read)."""
+    for path in files[:50]:
+        try:
+            return native_channels(path)
+        except DataError:
+            continue
+    return native_channels(files[0])  # raises, naming the file
 
 
 def _natural_key(name: str) -> list:
