@@ -18,8 +18,12 @@ or stylesheet from outside the app itself.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
@@ -36,6 +40,7 @@ MAX_IMAGES = 100  # per request: keeps one request to well under a second on a C
 MAX_WALK_STEPS = 16
 MAX_SEED = 2**31 - 1
 DISPLAY_WIDTH = 512  # grids are enlarged (nearest) to at least this many pixels across
+CACHE_SECONDS = 600  # generated files older than this are deleted (ours and Gradio's cache)
 
 # System fonts only: the default theme would fetch web fonts from the internet.
 THEME = gr.themes.Default(
@@ -49,6 +54,7 @@ class Synthesizer:
     def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
         self.plugin, self.G = load_generator(checkpoint, device)
         self.device = device
+        self.scratch = Path(tempfile.mkdtemp(prefix="gantk-synthesis-"))
         self.classes = list(self.plugin.class_names())
         if not self.classes:
             raise GantkError(
@@ -74,6 +80,35 @@ class Synthesizer:
             raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}.")
         return int(number)
 
+    def _to_file(self, image) -> str:
+        """Write ``image`` as a PNG named by its content, atomically; returns its path.
+
+        Gradio, handed a PIL image, writes it to its cache in place, under a name made from the bytes:
+        two concurrent requests for the same picture (same class and seed, as two users on the default
+        settings ask) then overwrite a file while it is being served, and a client gets a truncated
+        download (1 in 200 requests in benchmarks/app_load.py). Handed a finished file, Gradio copies
+        it into its cache through a temporary name and a rename, which is safe.
+        """
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        data = buf.getvalue()
+        path = self.scratch / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}-{time.monotonic_ns()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        self._prune()
+        return str(path)
+
+    def _prune(self) -> None:
+        cutoff = time.time() - CACHE_SECONDS
+        for old in self.scratch.glob("*.png"):
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:
+                pass  # another request removed it first
+
     # ---- views ------------------------------------------------------------------------------------
     def generate(self, label: str, count, seed):
         """``count`` images of one class, or of every class in turn, from ``seed``."""
@@ -83,7 +118,7 @@ class Synthesizer:
         conditions = {} if y is None else {"label": y}
         images = sample(self.plugin, self.G, n, seed, self.device, **conditions)
         nrow = len(self.classes) if y is None and n >= len(self.classes) else None
-        return grid_image(images, nrow=nrow, min_width=DISPLAY_WIDTH)
+        return self._to_file(grid_image(images, nrow=nrow, min_width=DISPLAY_WIDTH))
 
     def walk(self, label: str, seed_a, seed_b, steps):
         """One class; z moves from ``seed_a``'s code to ``seed_b``'s in ``steps`` images."""
@@ -93,20 +128,24 @@ class Synthesizer:
         a, b = self._int(seed_a, "seed A", 0, MAX_SEED), self._int(seed_b, "seed B", 0, MAX_SEED)
         steps = self._int(steps, "steps", 2, MAX_WALK_STEPS)
         images = walk_between_seeds(self.plugin, self.G, a, b, steps, self.device, label=y)
-        return grid_image(images, nrow=steps, min_width=DISPLAY_WIDTH)
+        return self._to_file(grid_image(images, nrow=steps, min_width=DISPLAY_WIDTH))
 
     def every_class(self, seed, count):
         """Rows are classes, columns are ``count`` latent codes shared by every row."""
         seed = self._int(seed, "seed", 0, MAX_SEED)
         n = self._int(count, "number of codes", 1, max(1, MAX_IMAGES // len(self.classes)))
         images = sample_per_class(self.plugin, self.G, n, seed, self.device, same_z=True)
-        return grid_image(images, nrow=n, min_width=DISPLAY_WIDTH)
+        return self._to_file(grid_image(images, nrow=n, min_width=DISPLAY_WIDTH))
 
 
 def build_app(synth: Synthesizer) -> gr.Blocks:
     """The Gradio UI; the API names (``/generate``, ``/walk``, ``/every_class``) are what clients call."""
     classes = [*synth.classes]
-    with gr.Blocks(title="gantk: label-conditioned synthesis", analytics_enabled=False) as app:
+    with gr.Blocks(
+        title="gantk: label-conditioned synthesis",
+        analytics_enabled=False,
+        delete_cache=(CACHE_SECONDS, CACHE_SECONDS),  # Gradio's copies of the images: bounded too
+    ) as app:
         gr.Markdown(
             f"## Label-conditioned synthesis\n{synth.plugin.description}  \n"
             f"{len(classes)} classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}"
@@ -117,7 +156,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 count = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="number of images", elem_id="count")
                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
             go = gr.Button("Generate", variant="primary", elem_id="generate")
-            grid = gr.Image(label="samples", type="pil", format="png", elem_id="grid", interactive=False)
+            grid = gr.Image(label="samples", type="filepath", elem_id="grid", interactive=False)
             go.click(synth.generate, [label, count, seed], grid, api_name="generate")
         with gr.Tab("Latent walk"):
             with gr.Row():
@@ -126,7 +165,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 seed_b = gr.Number(1, precision=0, label="seed B")
                 steps = gr.Slider(2, MAX_WALK_STEPS, value=10, step=1, label="steps")
             walk_go = gr.Button("Walk", variant="primary")
-            walk_out = gr.Image(label="walk", type="pil", format="png", interactive=False)
+            walk_out = gr.Image(label="walk", type="filepath", interactive=False)
             walk_go.click(synth.walk, [walk_label, seed_a, seed_b, steps], walk_out, api_name="walk")
         with gr.Tab("Same z, every class"):
             gr.Markdown("Each column keeps one latent code z; each row is one class.")
@@ -134,7 +173,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 same_seed = gr.Number(0, precision=0, label="seed")
                 codes = gr.Slider(1, max(1, MAX_IMAGES // len(classes)), value=8, step=1, label="number of codes")
             same_go = gr.Button("Show", variant="primary")
-            same_out = gr.Image(label="same z, every class", type="pil", format="png", interactive=False)
+            same_out = gr.Image(label="same z, every class", type="filepath", interactive=False)
             same_go.click(synth.every_class, [same_seed, codes], same_out, api_name="every_class")
     # Generation is CPU-bound: two at a time, the rest wait in a bounded queue instead of piling up.
     return app.queue(default_concurrency_limit=2, max_size=64)

@@ -48,6 +48,20 @@ def test_same_seed_same_image_other_seed_other_image(client):
     assert not np.array_equal(first, other)
 
 
+def test_identical_concurrent_requests_all_get_the_whole_image(client):
+    """Many users asking for the same picture at once (the defaults): no truncated download, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    clients = [Client(client.src, verbose=False) for _ in range(6)]
+    jobs = [c for c in clients for _ in range(5)]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        paths = list(pool.map(lambda c: c.predict("dark", 16, 0, api_name="/generate"), jobs))
+    first = _pixels(paths[0])
+    assert all(np.array_equal(_pixels(p), first) for p in paths)
+
+
 def test_every_view_answers(client):
     walk = _pixels(client.predict("dark", 1, 2, 5, api_name="/walk"))
     same = _pixels(client.predict(3, 4, api_name="/every_class"))
