@@ -39,6 +39,7 @@ EVERY_CLASS = "every class"
 MAX_IMAGES = 100  # per request: keeps one request to well under a second on a CPU
 MAX_WALK_STEPS = 16
 MAX_SEED = 2**31 - 1
+IMAGE_BUTTONS = ["download", "fullscreen"]  # no "share": it posts to Hugging Face
 DISPLAY_WIDTH = 512  # grids are enlarged (nearest) to at least this many pixels across
 CACHE_SECONDS = 600  # generated files older than this are deleted (ours and Gradio's cache)
 
@@ -156,7 +157,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 count = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="number of images", elem_id="count")
                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
             go = gr.Button("Generate", variant="primary", elem_id="generate")
-            grid = gr.Image(label="samples", type="filepath", elem_id="grid", interactive=False)
+            grid = gr.Image(label="samples", type="filepath", elem_id="grid", interactive=False, buttons=IMAGE_BUTTONS)
             go.click(synth.generate, [label, count, seed], grid, api_name="generate")
         with gr.Tab("Latent walk"):
             with gr.Row():
@@ -165,7 +166,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 seed_b = gr.Number(1, precision=0, label="seed B")
                 steps = gr.Slider(2, MAX_WALK_STEPS, value=10, step=1, label="steps")
             walk_go = gr.Button("Walk", variant="primary")
-            walk_out = gr.Image(label="walk", type="filepath", interactive=False)
+            walk_out = gr.Image(label="walk", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
             walk_go.click(synth.walk, [walk_label, seed_a, seed_b, steps], walk_out, api_name="walk")
         with gr.Tab("Same z, every class"):
             gr.Markdown("Each column keeps one latent code z; each row is one class.")
@@ -173,7 +174,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 same_seed = gr.Number(0, precision=0, label="seed")
                 codes = gr.Slider(1, max(1, MAX_IMAGES // len(classes)), value=8, step=1, label="number of codes")
             same_go = gr.Button("Show", variant="primary")
-            same_out = gr.Image(label="same z, every class", type="filepath", interactive=False)
+            same_out = gr.Image(label="same z, every class", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
             same_go.click(synth.every_class, [same_seed, codes], same_out, api_name="every_class")
     # Generation is CPU-bound: two at a time, the rest wait in a bounded queue instead of piling up.
     return app.queue(default_concurrency_limit=2, max_size=64)
