@@ -27,7 +27,7 @@ from torch import nn
 from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
 from gantk.errors import ConfigError, DataError
 from gantk.metrics import classifier as clf
-from gantk.sampling import save_grid
+from gantk.sampling import sample_per_class, save_grid
 
 from .networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, init_weights
 
@@ -179,13 +179,8 @@ class CGAN(GanPlugin):
         names, m = self.class_names(), self.cfg.eval.samples_per_class
         if tuple(judge.spec.class_names) != names:
             raise ConfigError(f"the classifier's classes {judge.spec.class_names} are not this model's {names}.")
-        g = torch.Generator().manual_seed(self.cfg.eval.seed)
+        images = sample_per_class(self, nets["G"], m, self.cfg.eval.seed, ctx.device)
         labels = torch.arange(len(names)).repeat_interleave(m)
-        images = torch.cat([
-            self.generate(nets["G"], {"z": torch.randn(len(y), self.cfg.model.nz, generator=g).to(ctx.device),
-                                      "label": y.to(ctx.device)}).float().cpu()
-            for y in labels.split(500)
-        ])  # fmt: skip
         overall, per_class = clf.accuracy(clf.predict(judge, images), labels, len(names))
         shown = images.view(len(names), m, *images.shape[1:])[:, :10].flatten(0, 1)
         save_grid(shown, ctx.out_dir / f"step_{ctx.step:08d}.png", nrow=min(m, 10))
