@@ -94,10 +94,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", use_ema
     gen_name = meta.get("generator", plugin.generator)
     nets = plugin.build_networks()
     G: nn.Module = nets[gen_name]
-    weights = folder / f"{gen_name}_ema.safetensors"
-    if not (use_ema and weights.exists()):
-        weights = folder / f"{gen_name}.safetensors"
-    ckpt.load_weights(G, weights)
+    ckpt.load_weights(G, ckpt.generator_weights(folder, gen_name, use_ema))
     return plugin, G.to(device).eval()
 
 

@@ -184,6 +184,12 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
     module.load_state_dict(state)
 
 
+def generator_weights(folder: Path, generator: str, use_ema: bool = True) -> Path:
+    """The generator's weights file in a checkpoint folder: its EMA copy when asked for and present."""
+    ema = folder / f"{generator}_ema.safetensors"
+    return ema if use_ema and ema.exists() else folder / f"{generator}.safetensors"
+
+
 def export_generator(source: Path, dest: Path, which: str = "last", use_ema: bool = True) -> Path:
     """Write a generator-only checkpoint: ``config.json`` + the generator's weights, no training state.
 
@@ -194,10 +200,8 @@ def export_generator(source: Path, dest: Path, which: str = "last", use_ema: boo
     folder = find_checkpoint(source, which)
     meta = read_meta(folder)
     gen = meta.get("generator", "G")
-    weights = folder / f"{gen}_ema.safetensors"
-    ema = use_ema and weights.exists()
-    if not ema:
-        weights = folder / f"{gen}.safetensors"
+    weights = generator_weights(folder, gen, use_ema)
+    ema = weights.name == f"{gen}_ema.safetensors"
     meta = {k: v for k, v in meta.items() if k not in ("format", "networks")}
     meta["exported"] = {"from": str(folder), "ema": ema, "generator_only": True}
     if meta.get("plugin", {}).get("source") == "built-in":
