@@ -23,12 +23,17 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return (images.float() * 0.5 + 0.5).clamp_(0, 1)
 
 
+def _tile(images: torch.Tensor, nrow: int | None, pad_value: float = 0.0) -> torch.Tensor:
+    """Images in [-1, 1] -> one (3, H, W) grid in [0, 1], square-ish unless ``nrow`` is given."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    return make_grid(to_unit(images.cpu()), nrow=nrow, padding=2, pad_value=pad_value)
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save images in [-1, 1] as one PNG grid (square-ish unless ``nrow`` is given)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
-    save_image(make_grid(to_unit(images.cpu()), nrow=nrow, padding=2), path)
+    save_image(_tile(images, nrow), path)
     return path
 
 
@@ -40,10 +45,9 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, min_width: int = 0
     """
     from PIL import Image
 
-    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
-    grid = make_grid(to_unit(images.cpu()), nrow=nrow, padding=2, pad_value=1.0)
+    grid = _tile(images, nrow, pad_value=1.0)  # make_grid repeats a grey image into 3 equal planes
     pixels = grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    image = Image.fromarray(pixels[..., 0] if grid.shape[0] == 1 or images.shape[1] == 1 else pixels)
+    image = Image.fromarray(pixels[..., 0] if images.shape[1] == 1 else pixels)
     factor = max(1, math.ceil(min_width / image.width)) if min_width else 1
     if factor > 1:
         image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
