@@ -385,13 +385,11 @@ def cmd_classifier(args: argparse.Namespace) -> int:
         dataset, steps=args.steps, seed=args.seed, device=select_device(args.device), width=args.width
     )
     info = {"data": args.data, "steps": args.steps, "seed": args.seed, "heldout_accuracy": held}
-    test_acc = None
+    shown = ""
     if locate(args.data)[1] == "mnist":  # a folder has no test split; the held-out share stands in for it
-        test_acc = clf.dataset_accuracy(model, load_dataset(data, split="test"))[0]
-    if test_acc is not None:
-        info["test_accuracy"] = test_acc
+        info["test_accuracy"] = clf.dataset_accuracy(model, load_dataset(data, split="test"))[0]
+        shown = f", test {info['test_accuracy']:.4f}"
     clf.save_classifier(model, args.output, info)
-    shown = f", test {test_acc:.4f}" if test_acc is not None else ""
     console.print(f"wrote the classifier to {args.output} (held-out accuracy {held:.4f}{shown})", highlight=False)
     return 0
 

@@ -180,12 +180,13 @@ class Trainer:
 
     def _check_disk_space(self) -> None:
         """Refuse to start a run whose checkpoints cannot be written (a new one is written beside the old)."""
-        need = 2 * self.checkpoint_bytes() + (64 << 20)  # + slack for samples, logs, JSON
+        one = self.checkpoint_bytes()
+        need = 2 * one + (64 << 20)  # + slack for samples, logs, JSON
         free = shutil.disk_usage(self.run).free
         if free < need:
             raise GantkError(
                 f"not enough free disk space for run folder {self.run}: a checkpoint takes about "
-                f"{self.checkpoint_bytes() / 1e6:.0f} MB and a new one is written beside the last before it "
+                f"{one / 1e6:.0f} MB and a new one is written beside the last before it "
                 f"replaces it, so about {need / 1e6:.0f} MB must be free; {free / 1e6:.0f} MB are. Free some "
                 "space or choose another --out."
             )
