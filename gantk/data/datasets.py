@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from gantk.data.images import fit, is_image_file, native_channels, open_image, read_image, to_mode, to_tensor
+from gantk.data.images import fit, image_files, native_channels, open_image, read_image, to_mode, to_tensor
 from gantk.errors import DataError
 
 
@@ -95,7 +95,7 @@ class ImageFileDataset(Dataset):
 
 
 def image_folder(root: Path, image_size: int, channels: int) -> ImageFileDataset:
-    files = sorted(p for p in root.rglob("*") if is_image_file(p))
+    files = image_files(root)
     if not files:
         raise DataError(
             f"dataset folder {root} holds no image files (searched recursively for "
@@ -216,8 +216,8 @@ def paired(root: Path, image_size: int, channels: int, split: str = "train") -> 
     a_dir, b_dir = base / "A", base / "B"
     channels = channels or 3
     if a_dir.is_dir() and b_dir.is_dir():
-        a_files = {p.relative_to(a_dir): p for p in a_dir.rglob("*") if is_image_file(p)}
-        b_files = {p.relative_to(b_dir): p for p in b_dir.rglob("*") if is_image_file(p)}
+        a_files = {p.relative_to(a_dir): p for p in image_files(a_dir)}
+        b_files = {p.relative_to(b_dir): p for p in image_files(b_dir)}
         missing = sorted(set(a_files) ^ set(b_files))
         if missing:
             side = "B" if missing[0] in a_files else "A"
@@ -231,7 +231,7 @@ def paired(root: Path, image_size: int, channels: int, split: str = "train") -> 
             return {"A": read_image(item[0], channels, image_size), "B": read_image(item[1], channels, image_size)}
 
     else:
-        items = sorted((p for p in base.rglob("*") if is_image_file(p)), key=lambda p: _natural_key(p.name))
+        items = sorted(image_files(base), key=lambda p: _natural_key(p.name))
 
         def read(item: Path) -> dict[str, torch.Tensor]:  # type: ignore[misc]
             img = to_mode(open_image(item), channels)

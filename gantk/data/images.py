@@ -57,6 +57,11 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
+def image_files(root: Path) -> list[Path]:
+    """Every image file below ``root``, searched recursively, in sorted path order."""
+    return sorted(p for p in Path(root).rglob("*") if is_image_file(p))
+
+
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode an image file, turning every decoding failure into a DataError."""
     try:

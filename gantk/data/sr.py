@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gantk.data.datasets import TensorDataset
-from gantk.data.images import is_image_file, read_image
+from gantk.data.images import image_files, is_image_file, read_image
 from gantk.errors import DataError
 
 log = logging.getLogger("gantk")
@@ -39,7 +39,7 @@ def bicubic_downscale(images: Tensor, scale: int) -> Tensor:
 
 def hr_patches(root: Path, patch: int, stride: int, channels: int = 3) -> TensorDataset:
     """Grid crops of every image under ``root``; ``dataset.skipped`` counts images smaller than ``patch``."""
-    files = sorted(p for p in Path(root).rglob("*") if is_image_file(p))
+    files = image_files(root)
     if not files:
         raise DataError(f"SR training folder {root} holds no image files.")
     crops, small = [], []
