@@ -44,11 +44,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
-def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
-    """What every command that loads a trained generator takes."""
+def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> None:
+    """What every command that loads a trained generator takes (``device``: it also runs the generator)."""
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
     p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    if device:
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
@@ -85,8 +86,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Copy a run's generator (EMA weights when present) and its config into a small checkpoint "
         "folder with no discriminator or training state; sample, translate and the apps load it as usual.",
     )
-    p.add_argument("checkpoint", help="run folder or checkpoint folder")
-    p.add_argument("--best", action="store_true", help="export the run's best checkpoint instead of the newest")
+    _add_checkpoint_args(p, device=False)
     p.add_argument("--no-ema", action="store_true", help="export the raw generator even when EMA weights exist")
     p.add_argument("-o", "--output", required=True, help="folder to write")
 
