@@ -56,6 +56,7 @@ class Synthesizer:
         self.plugin, self.G = load_generator(checkpoint, device)
         self.device = device
         self.scratch = Path(tempfile.mkdtemp(prefix="gantk-synthesis-"))
+        self._pruned_at = 0.0
         self.classes = list(self.plugin.class_names())
         if not self.classes:
             raise GantkError(
@@ -94,7 +95,9 @@ class Synthesizer:
         image.save(buf, "PNG")
         data = buf.getvalue()
         path = self.scratch / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
-        if not path.exists():
+        if path.exists():
+            os.utime(path)  # handed out again: not to be pruned before Gradio has copied it
+        else:
             tmp = path.with_suffix(f".{os.getpid()}-{time.monotonic_ns()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
@@ -102,7 +105,12 @@ class Synthesizer:
         return str(path)
 
     def _prune(self) -> None:
-        cutoff = time.time() - CACHE_SECONDS
+        """Delete files older than CACHE_SECONDS; the folder is scanned at most every tenth of that."""
+        now = time.time()
+        if now - self._pruned_at < CACHE_SECONDS / 10:
+            return
+        self._pruned_at = now
+        cutoff = now - CACHE_SECONDS
         for old in self.scratch.glob("*.png"):
             try:
                 if old.stat().st_mtime < cutoff:

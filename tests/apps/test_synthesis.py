@@ -159,3 +159,16 @@ def test_browser_click_through_one_generation(serve_script, tmp_path):
         target = REPO / os.environ["GANTK_SCREENSHOTS"] / "synthesis-app.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
+
+
+def test_scratch_files_are_pruned_by_age_and_a_reused_one_is_kept(checkpoint):
+    import time
+
+    synth = synthesis.Synthesizer(checkpoint)
+    old = Path(synth.generate("dark", 2, 0))
+    os.utime(old, (time.time() - 2 * synthesis.CACHE_SECONDS,) * 2)
+    assert Path(synth.generate("dark", 2, 0)) == old and old.exists()  # handed out again: touched, kept
+    os.utime(old, (time.time() - 2 * synthesis.CACHE_SECONDS,) * 2)
+    synth._pruned_at = 0.0
+    fresh = Path(synth.generate("dark", 2, 1))
+    assert not old.exists() and fresh.exists()
