@@ -95,11 +95,16 @@ class Update:
 
 @dataclass(frozen=True)
 class Phase:
-    """A stretch of training with one rhythm of updates; ``steps=None`` runs to ``train.max_steps``."""
+    """A stretch of training with one rhythm of updates; ``steps=None`` runs to ``train.max_steps``.
+
+    ``keep_best=False`` stops evaluations in this phase from replacing ``checkpoints/best``: SRGAN's
+    adversarial phase trades PSNR for texture, so its best-by-PSNR model is the end of phase 1.
+    """
 
     name: str
     updates: tuple[Update, ...]
     steps: int | None = None
+    keep_best: bool = True
 
     @classmethod
     def alternating(

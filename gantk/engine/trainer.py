@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -366,8 +367,10 @@ class Trainer:
         return out
 
     def _after_step(self) -> None:
-        for sched in self.schedulers.values():
-            sched.step()
+        with warnings.catch_warnings():  # a network idle in this phase (SRGAN's D in phase 1) still follows
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)  # the step
+            for sched in self.schedulers.values():
+                sched.step()
         if self.ema is not None:
             G = self.nets[self.plugin.generator]
             if self.step <= self.cfg.train.ema.start_step:
@@ -442,7 +445,7 @@ class Trainer:
         self.logger.message(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         name = self.cfg.train.best_metric or self.plugin.best_metric
         mode = self.cfg.train.best_mode if self.cfg.train.best_metric else self.plugin.best_mode
-        if name:
+        if name and self.phase_at(max(0, self.step - 1)).keep_best:  # the phase of the step just done
             if name not in metrics:
                 raise PluginError(
                     f"best metric '{name}' is not among the evaluation metrics {sorted(metrics)}; set train.best_metric."

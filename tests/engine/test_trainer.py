@@ -166,6 +166,19 @@ def test_eval_hook_keeps_the_best_checkpoint(image_folder, tmp_path):
     assert [r["eval/score"] for r in evals if "eval/score" in r] == [3.0, 1.0, 2.0]
 
 
+def test_a_phase_with_keep_best_off_never_replaces_the_best_checkpoint(image_folder, tmp_path):
+    from gantk.plugin import Phase
+
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 1, "max_steps": 6})
+    plugin.evaluate = lambda nets, ctx: {"score": float(ctx.step)}  # keeps improving
+    plugin.best_metric, plugin.best_mode = "score", "max"
+    gan = Phase.alternating(plugin.d_loss, plugin.g_loss)
+    plugin.phases = lambda: [Phase("first", gan.updates, steps=3), Phase("second", gan.updates, keep_best=False)]
+    Trainer(plugin, tmp_path / "run").fit()
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "best" / "config.json").read_text())
+    assert meta["step"] == 3 and meta["best_value"] == 3.0  # steps 4..6 scored higher but were in "second"
+
+
 def test_loss_must_return_a_dict(image_folder, tmp_path):
     from gantk.errors import PluginError
 
