@@ -28,6 +28,11 @@ class UnverifiedDownloadWarning(UserWarning):
 
 def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0) -> Path:
     """Fetch every file of ``card`` into ``dest`` (which must not hold data yet) and return ``dest``."""
+    if not card.files:
+        raise DataError(
+            f"dataset '{card.name}' is not here and its card {card.path} lists nothing to download; place it in "
+            f"{dest} or under $GANTK_DATA/{card.name}, laid out as the card describes."
+        )
     if dest.exists() and any(dest.iterdir()):
         raise DataError(f"cannot download dataset '{card.name}' into {dest}: the folder exists and is not empty.")
     try:

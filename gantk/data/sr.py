@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,16 @@ def bicubic_downscale(images: Tensor, scale: int) -> Tensor:
     return F.interpolate(images, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
 
 
-def hr_patches(root: Path, patch: int, stride: int, channels: int = 3) -> TensorDataset:
-    """Grid crops of every image under ``root``; ``dataset.skipped`` counts images smaller than ``patch``."""
-    files = image_files(root)
-    if not files:
-        raise DataError(f"SR training folder {root} holds no image files.")
+def hr_patches(roots: Path | Sequence[Path], patch: int, stride: int, channels: int = 3) -> TensorDataset:
+    """Grid crops of every image under ``roots``; ``dataset.skipped`` counts images smaller than ``patch``."""
+    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    files = []
+    for root in roots:
+        found = image_files(root) if root.is_dir() else []
+        if not found:
+            raise DataError(f"SR training folder {root} is missing or holds no image files.")
+        files += found
+    root = ", ".join(map(str, roots))
     crops, small = [], []
     for path in files:
         image = read_image(path, channels)
@@ -58,7 +64,7 @@ def hr_patches(root: Path, patch: int, stride: int, channels: int = 3) -> Tensor
             len(small), len(files), root, patch, patch, ", ".join(small[:5]),
         )  # fmt: skip
     if not crops:
-        raise DataError(f"no image in {root} is at least {patch}x{patch} pixels, the training crop (data.patch).")
+        raise DataError(f"no image in {root} is at least {patch}x{patch} pixels, the training tile (data.tile).")
     dataset = TensorDataset({"image": torch.stack(crops)}, channels)
     dataset.skipped = len(small)
     return dataset

@@ -49,6 +49,14 @@ class SRResNet(nn.Module):
         ])  # fmt: skip
         self.tail = nn.Conv2d(width, channels, 9, 1, 4)
 
+    def receptive_radius(self) -> int:
+        """How many LR pixels around a pixel can change its output: the overlap that makes tiled
+        inference equal to whole-image inference (head 9x9, two 3x3 per block, fuse, one 3x3 per
+        upsampling stage at its own resolution, the 9x9 tail at HR)."""
+        stages = len(self.upsample)
+        radius = 4 + 2 * len(self.blocks) + 1 + sum(1 / 2**i for i in range(stages)) + 4 / self.scale
+        return math.ceil(radius)
+
     def forward(self, lr: Tensor) -> Tensor:
         h = self.head(lr)
         return self.tail(self.upsample(h + self.fuse(self.blocks(h))))
