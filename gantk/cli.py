@@ -1,5 +1,5 @@
-"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``translate``, ``classifier``,
-``export``, ``eval``.
+"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``translate``, ``upscale``,
+``classifier``, ``export``, ``eval``.
 
 Errors a user can fix print one paragraph and exit with code 2; there is no traceback unless
 ``GANTK_DEBUG=1`` is set.
@@ -120,6 +120,20 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve images with a super-resolution model (srgan)",
+        description="Upscale an image file, or every image in a folder, with a trained super-resolution model. "
+        "Any size works: the image is processed in overlapping tiles, so memory is bounded by the tile; grey "
+        "stays grey and an alpha channel is kept (upscaled with bicubic).",
+    )
+    _add_checkpoint_args(p)
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("-o", "--output", required=True, help="output file (for one input) or folder")
+    p.add_argument("--tile", type=int, help="LR tile side in pixels (default: the model's eval.tile, 128)")
+
+
 def _add_classifier(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "classifier",
@@ -154,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_translate(sub)
+    _add_upscale(sub)
     _add_classifier(sub)
     _add_export(sub)
     _add_eval(sub)
@@ -306,7 +321,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     import torch
-    from rich.table import Table
 
     from gantk.config import resolve, to_dict
     from gantk.engine import checkpoint as ckpt
@@ -329,35 +343,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(
         json.dumps({"checkpoint": str(args.checkpoint), "step": step, **metrics}, indent=2)
     )
-    table = Table(title=f"{plugin.name} at step {step}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
+    console.print(metrics_table(metrics, f"{plugin.name} at step {step}"))
     console.print(f"wrote {out / 'metrics.json'}", highlight=False)
     return 0
 
 
+def metrics_table(metrics: dict[str, float], title: str):
+    """A rich table of metrics. Names that all read ``row/column`` (SR: ``Set5/psnr_y``,
+    ``Set5/bicubic/psnr_y``) become a grid with one row per prefix; other names a two-column list."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    if metrics and all("/" in name for name in metrics):
+        rows: dict[str, dict[str, float]] = {}
+        for name, value in metrics.items():
+            row, column = name.rsplit("/", 1)
+            rows.setdefault(row, {})[column] = value
+        columns = list(dict.fromkeys(c for r in rows.values() for c in r))
+        table.add_column("")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for row, values in rows.items():
+            table.add_row(row, *(f"{values[c]:.4f}" if c in values else "" for c in columns))
+        return table
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    return table
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
-    from gantk.data.images import is_image_file, read_image
+    from gantk.data.images import read_image
     from gantk.engine import select_device
     from gantk.engine.logger import console
     from gantk.sampling import load_generator, save_image_file
 
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
-    source, out = Path(args.input), Path(args.output)
-    if source.is_dir():
-        pairs = [
-            (p, out / p.relative_to(source).with_suffix(".png")) for p in sorted(source.rglob("*")) if is_image_file(p)
-        ]
-        if not pairs:
-            raise GantkError(f"input folder {source} holds no images.")
-    elif source.is_file():
-        pairs = [(source, out if out.suffix else out / (source.stem + ".png"))]
-    else:
-        raise GantkError(f"input {source} does not exist; expected an image file or a folder of images.")
+    pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
     channels = plugin.cfg.data.channels or 3
     for src, dst in pairs:
         x = read_image(src, channels).float().div(127.5).sub(1)[None]
@@ -367,6 +391,51 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise GantkError(f"{exc}.") from None
         save_image_file(y[0], dst)
     console.print(f"translated {len(pairs)} image(s) into {out}", highlight=False)
+    return 0
+
+
+def _input_output_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(input, output) paths: one file to a file (or into a folder), or a folder's images to PNGs in ``out``."""
+    from gantk.data.images import image_files
+
+    if source.is_dir():
+        pairs = [(p, out / p.relative_to(source).with_suffix(".png")) for p in image_files(source)]
+        if not pairs:
+            raise GantkError(f"input folder {source} holds no images.")
+        return pairs
+    if source.is_file():
+        return [(source, out if out.suffix else out / (source.stem + ".png"))]
+    raise GantkError(f"input {source} does not exist; expected an image file or a folder of images.")
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    import time
+
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.sampling import load_generator
+    from gantk.upscale import open_checked, upscale_image
+
+    device = select_device(args.device)
+    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
+    if not hasattr(plugin, "upscale"):
+        raise GantkError(
+            f"{args.checkpoint} holds a {plugin.name} model, not a super-resolution one; use gantk translate or "
+            "gantk sample."
+        )
+    if args.tile is not None:
+        if args.tile < 8:
+            raise GantkError(f"--tile must be at least 8 pixels; got {args.tile}.")
+        plugin.cfg.eval.tile = args.tile
+    pairs = _input_output_pairs(Path(args.input), Path(args.output))
+    for src, dst in pairs:
+        start = time.perf_counter()
+        image = upscale_image(plugin, G, open_checked(src))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        image.save(dst)
+        console.print(
+            f"{src} -> {dst} ({image.width}x{image.height}, {time.perf_counter() - start:.1f}s)", highlight=False
+        )
     return 0
 
 
@@ -400,6 +469,7 @@ COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
     "translate": cmd_translate,
+    "upscale": cmd_upscale,
     "classifier": cmd_classifier,
     "export": cmd_export,
     "eval": cmd_eval,
