@@ -18,35 +18,22 @@ or stylesheet from outside the app itself.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+import gradio as gr
+import torch
+from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, launch, whole_number
 
-import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-
-from gantk.errors import GantkError  # noqa: E402
-from gantk.sampling import grid_image, load_generator, sample, sample_per_class, walk_between_seeds  # noqa: E402
+from gantk.errors import GantkError
+from gantk.sampling import grid_image, load_generator, sample, sample_per_class, walk_between_seeds
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cgan-mnist"
 EVERY_CLASS = "every class"
 MAX_IMAGES = 100  # per request: keeps one request to well under a second on a CPU
 MAX_WALK_STEPS = 16
 MAX_SEED = 2**31 - 1
-IMAGE_BUTTONS = ["download", "fullscreen"]  # no "share": it posts to Hugging Face
 DISPLAY_WIDTH = 512  # grids are enlarged (nearest) to at least this many pixels across
-CACHE_SECONDS = 600  # generated files older than this are deleted (ours and Gradio's cache)
-
-# System fonts only: the default theme would fetch web fonts from the internet.
-THEME = gr.themes.Default(
-    font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "Consolas", "monospace"]
-)
 
 
 class Synthesizer:
@@ -55,8 +42,7 @@ class Synthesizer:
     def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
         self.plugin, self.G = load_generator(checkpoint, device)
         self.device = device
-        self.scratch = Path(tempfile.mkdtemp(prefix="gantk-synthesis-"))
-        self._pruned_at = 0.0
+        self.files = ScratchFiles("gantk-synthesis-")
         self.classes = list(self.plugin.class_names())
         if not self.classes:
             raise GantkError(
@@ -72,51 +58,7 @@ class Synthesizer:
             raise gr.Error(f"class {label!r} is not one of this model's classes: {', '.join(self.classes)}.")
         return self.classes.index(str(label))
 
-    @staticmethod
-    def _int(value, name: str, low: int, high: int) -> int:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}.") from None
-        if number != int(number) or not low <= number <= high:
-            raise gr.Error(f"{name} must be a whole number from {low} to {high}; got {value!r}.")
-        return int(number)
-
-    def _to_file(self, image) -> str:
-        """Write ``image`` as a PNG named by its content, atomically; returns its path.
-
-        Gradio, handed a PIL image, writes it to its cache in place, under a name made from the bytes:
-        two concurrent requests for the same picture (same class and seed, as two users on the default
-        settings ask) then overwrite a file while it is being served, and a client gets a truncated
-        download (1 in 200 requests in benchmarks/app_load.py). Handed a finished file, Gradio copies
-        it into its cache through a temporary name and a rename, which is safe.
-        """
-        buf = io.BytesIO()
-        image.save(buf, "PNG")
-        data = buf.getvalue()
-        path = self.scratch / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
-        if path.exists():
-            os.utime(path)  # handed out again: not to be pruned before Gradio has copied it
-        else:
-            tmp = path.with_suffix(f".{os.getpid()}-{time.monotonic_ns()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        self._prune()
-        return str(path)
-
-    def _prune(self) -> None:
-        """Delete files older than CACHE_SECONDS; the folder is scanned at most every tenth of that."""
-        now = time.time()
-        if now - self._pruned_at < CACHE_SECONDS / 10:
-            return
-        self._pruned_at = now
-        cutoff = now - CACHE_SECONDS
-        for old in self.scratch.glob("*.png"):
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass  # another request removed it first
+    _int = staticmethod(whole_number)
 
     # ---- views ------------------------------------------------------------------------------------
     def generate(self, label: str, count, seed):
@@ -127,7 +69,7 @@ class Synthesizer:
         conditions = {} if y is None else {"label": y}
         images = sample(self.plugin, self.G, n, seed, self.device, **conditions)
         nrow = len(self.classes) if y is None and n >= len(self.classes) else None
-        return self._to_file(grid_image(images, nrow=nrow, min_width=DISPLAY_WIDTH))
+        return self.files.save_png(grid_image(images, nrow=nrow, min_width=DISPLAY_WIDTH))
 
     def walk(self, label: str, seed_a, seed_b, steps):
         """One class; z moves from ``seed_a``'s code to ``seed_b``'s in ``steps`` images."""
@@ -137,14 +79,14 @@ class Synthesizer:
         a, b = self._int(seed_a, "seed A", 0, MAX_SEED), self._int(seed_b, "seed B", 0, MAX_SEED)
         steps = self._int(steps, "steps", 2, MAX_WALK_STEPS)
         images = walk_between_seeds(self.plugin, self.G, a, b, steps, self.device, label=y)
-        return self._to_file(grid_image(images, nrow=steps, min_width=DISPLAY_WIDTH))
+        return self.files.save_png(grid_image(images, nrow=steps, min_width=DISPLAY_WIDTH))
 
     def every_class(self, seed, count):
         """Rows are classes, columns are ``count`` latent codes shared by every row."""
         seed = self._int(seed, "seed", 0, MAX_SEED)
         n = self._int(count, "number of codes", 1, max(1, MAX_IMAGES // len(self.classes)))
         images = sample_per_class(self.plugin, self.G, n, seed, self.device, same_z=True)
-        return self._to_file(grid_image(images, nrow=n, min_width=DISPLAY_WIDTH))
+        return self.files.save_png(grid_image(images, nrow=n, min_width=DISPLAY_WIDTH))
 
 
 def build_app(synth: Synthesizer) -> gr.Blocks:
@@ -184,15 +126,7 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
             same_go = gr.Button("Show", variant="primary")
             same_out = gr.Image(label="same z, every class", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
             same_go.click(synth.every_class, [same_seed, codes], same_out, api_name="every_class")
-    # Generation is CPU-bound: two at a time, the rest wait in a bounded queue instead of piling up.
-    return app.queue(default_concurrency_limit=2, max_size=64)
-
-
-def launch(app: gr.Blocks, host: str, port: int, **extra) -> None:
-    """Serve ``app``: errors shown to the user, no server-side rendering (no Node), system fonts only."""
-    app.launch(
-        server_name=host, server_port=port, show_error=True, ssr_mode=False, theme=THEME, footer_links=[], **extra
-    )
+    return app.queue(**QUEUE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,43 @@
 """Load the apps (scripts in apps/, not a package) and serve them on a free local port."""
 
 import importlib.util
+import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
 from tests.helpers import REPO
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [  # as root in a closed network: no sandbox, and no background calls home
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def browser_available() -> bool:
+    """Chromium is here, or CI demands it (GANTK_REQUIRE_BROWSER=1 makes a missing one a failure)."""
+    return os.path.exists(CHROMIUM) or bool(os.environ.get("GANTK_REQUIRE_BROWSER"))
+
 
 def load_app(name: str):
-    spec = importlib.util.spec_from_file_location(f"gantk_app_{name}", REPO / "apps" / f"{name}.py")
+    """Import ``apps/NAME.py`` as ``python apps/NAME.py`` would see it (``apps/`` on the path)."""
+    if str(REPO / "apps") not in sys.path:
+        sys.path.insert(0, str(REPO / "apps"))
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "apps" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

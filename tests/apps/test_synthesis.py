@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from tests.helpers import REPO
-from tests.helpers_apps import free_port, load_app, wait_until_up
+from tests.helpers_apps import CHROMIUM, CHROMIUM_ARGS, browser_available, free_port, load_app, wait_until_up
 from tests.helpers_labels import tiny_cgan_checkpoint
 
 synthesis = load_app("synthesis")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+app_common = load_app("app_common")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_a_model_without_classes_is_refused(tmp_path, image_folder):
 
 
 @pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("GANTK_REQUIRE_BROWSER"),
+    not browser_available(),
     reason="no chromium here (apt-get install chromium); .ci/run installs it and sets GANTK_REQUIRE_BROWSER=1",
 )
 def test_browser_click_through_one_generation(serve_script, tmp_path):
@@ -127,16 +127,7 @@ def test_browser_click_through_one_generation(serve_script, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[  # as root in a closed network: no sandbox, and no background calls home
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],  # fmt: skip
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and outside.append(r.url))
@@ -166,9 +157,9 @@ def test_scratch_files_are_pruned_by_age_and_a_reused_one_is_kept(checkpoint):
 
     synth = synthesis.Synthesizer(checkpoint)
     old = Path(synth.generate("dark", 2, 0))
-    os.utime(old, (time.time() - 2 * synthesis.CACHE_SECONDS,) * 2)
+    os.utime(old, (time.time() - 2 * app_common.CACHE_SECONDS,) * 2)
     assert Path(synth.generate("dark", 2, 0)) == old and old.exists()  # handed out again: touched, kept
-    os.utime(old, (time.time() - 2 * synthesis.CACHE_SECONDS,) * 2)
-    synth._pruned_at = 0.0
+    os.utime(old, (time.time() - 2 * app_common.CACHE_SECONDS,) * 2)
+    synth.files.pruned_at = 0.0
     fresh = Path(synth.generate("dark", 2, 1))
     assert not old.exists() and fresh.exists()
