@@ -4,6 +4,9 @@ Generator (SRResNet): a 9x9 conv + PReLU head; ``blocks`` residual blocks (conv3
 plus identity); conv3x3-BN with a long skip from the head; log2(scale) upsampling stages
 (conv3x3 to 4x the channels, PixelShuffle x2, PReLU); a 9x9 conv tail to the image channels. The output
 is linear: images are in [-1, 1] and the losses see it unclamped, as most reimplementations do.
+``skip="bicubic"`` (not in the paper; off by default) adds the bicubic upscaling of the input to the
+output, so the network learns only the residual detail (VDSR's global skip); it trains much faster,
+which is what a CPU-trained model needs.
 
 Discriminator: eight 3x3 convs, channels 64, 64, 128, 128, 256, 256, 512, 512 with strides alternating
 1 and 2, LeakyReLU 0.2, batch norm on all but the first; then dense 1024, LeakyReLU, dense 1. It returns
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gantk.errors import ConfigError
@@ -35,11 +39,16 @@ class ResidualBlock(nn.Module):
 class SRResNet(nn.Module):
     """LR image (N, C, h, w) -> SR image (N, C, h * scale, w * scale)."""
 
-    def __init__(self, scale: int = 4, channels: int = 3, width: int = 64, blocks: int = 16) -> None:
+    def __init__(
+        self, scale: int = 4, channels: int = 3, width: int = 64, blocks: int = 16, skip: str = "none"
+    ) -> None:
         super().__init__()
         if scale not in (2, 4, 8):
             raise ConfigError(f"model.scale must be 2, 4 or 8 (PixelShuffle x2 stages); got {scale}.")
+        if skip not in ("none", "bicubic"):
+            raise ConfigError(f"model.skip must be 'none' (the paper) or 'bicubic'; got {skip!r}.")
         self.scale = scale
+        self.skip = skip
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, 1, 4), nn.PReLU(width))
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
         self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.BatchNorm2d(width))
@@ -59,7 +68,10 @@ class SRResNet(nn.Module):
 
     def forward(self, lr: Tensor) -> Tensor:
         h = self.head(lr)
-        return self.tail(self.upsample(h + self.fuse(self.blocks(h))))
+        sr = self.tail(self.upsample(h + self.fuse(self.blocks(h))))
+        if self.skip == "bicubic":  # learn only the detail bicubic misses (VDSR's global residual)
+            sr = sr + F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return sr
 
 
 class SRDiscriminator(nn.Module):

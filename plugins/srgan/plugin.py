@@ -58,6 +58,7 @@ class SRModel:
     width: int = 64  # G's channels
     blocks: int = 16  # G's residual blocks
     d_width: int = 64  # D's first channels (64 ... 512 in the paper)
+    skip: Literal["none", "bicubic"] = "none"  # "bicubic": add the bicubic upscale to G's output (not the paper)
 
 
 @dataclass
@@ -149,7 +150,7 @@ class SRGAN(GanPlugin):
     def build_networks(self) -> dict[str, nn.Module]:
         m, c = self.cfg.model, self.cfg.data.channels or 3
         return {
-            "G": SRResNet(m.scale, c, m.width, m.blocks),
+            "G": SRResNet(m.scale, c, m.width, m.blocks, m.skip),
             "D": SRDiscriminator(c, self.cfg.data.patch, m.d_width),
         }
 

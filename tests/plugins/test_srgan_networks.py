@@ -1,4 +1,4 @@
-"""SRGAN's networks follow the paper's figure 4 (the plugin around them is issue 5's next step)."""
+"""SRGAN's networks follow the paper's figure 4."""
 
 import pytest
 import torch
@@ -39,3 +39,14 @@ def test_bad_scale_and_patch_are_config_errors():
         SRResNet(scale=3)
     with pytest.raises(ConfigError, match="multiple of 16"):
         SRDiscriminator(patch=90)
+
+
+def test_bicubic_skip_makes_a_silent_network_bicubic():
+    G = SRResNet(scale=4, width=8, blocks=1, skip="bicubic").eval()
+    torch.nn.init.zeros_(G.tail.weight)
+    torch.nn.init.zeros_(G.tail.bias)
+    x = torch.rand(1, 3, 7, 9) * 2 - 1
+    expected = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(G(x), expected, atol=1e-6)
+    with pytest.raises(ConfigError, match="model.skip"):
+        SRResNet(skip="nearest")
