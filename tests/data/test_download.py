@@ -147,7 +147,7 @@ def test_locate_downloads_into_datasets_folder(server, tmp_path: Path, monkeypat
 def test_a_card_without_files_says_where_to_put_the_data(tmp_path: Path):
     from gantk.data.cards import CARDS_DIR, load_card
 
-    card = load_card(CARDS_DIR / "datasets" / "sr.yaml")
+    card = load_card(CARDS_DIR / "sr.yaml")
     assert card.files == () and card.kind == "sr"
     with pytest.raises(DataError, match=r"lists nothing to download; place it in .*sr"):
         download_dataset(card, tmp_path / "sr")
