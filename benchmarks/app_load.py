@@ -6,6 +6,7 @@ endpoint. Reports errors, latency percentiles (client side: submit to result), t
 server process's peak resident memory (VmHWM from /proc). Measures; asserts nothing.
 
     python benchmarks/app_load.py synthesis --callers 8 --requests 200
+    python benchmarks/app_load.py superres --callers 8 --requests 200
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ WORKLOADS = {
         ("/walk", ("3", 0, 1, 10)),
         ("/every_class", (2, 8)),
     ],
+    "superres": [  # the three shipped examples: 128x128, 112x75 and 150x100 inputs (Path: uploaded)
+        ("/upscale", (path,)) for path in sorted((REPO / "apps" / "examples").glob("*.png"))
+    ],
 }
 
 
@@ -48,7 +52,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
 
-    from gradio_client import Client
+    from gradio_client import Client, handle_file
 
     port = free_port()
     server = subprocess.Popen(
@@ -75,6 +79,7 @@ def main() -> None:
                 if i >= args.requests:
                     return
                 api, call_args = work[i % len(work)]
+                call_args = [handle_file(str(a)) if isinstance(a, Path) else a for a in call_args]
                 start = time.perf_counter()
                 try:
                     client.predict(*call_args, api_name=api)
