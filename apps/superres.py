@@ -24,9 +24,9 @@ import gradio as gr
 import torch
 from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, launch
 
+from gantk.data.images import open_image
 from gantk.errors import GantkError
-from gantk.sampling import load_generator
-from gantk.upscale import bicubic_image, open_checked, upscale_image
+from gantk.upscale import bicubic_image, load_upscaler, upscale_image
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = HERE / "checkpoints" / "srresnet-x4"
@@ -61,12 +61,7 @@ class Upscaler:
     """A loaded super-resolution generator and the one request the app serves."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", max_pixels: int = MAX_PIXELS) -> None:
-        self.plugin, self.G = load_generator(checkpoint, device)
-        if not hasattr(self.plugin, "upscale"):
-            raise GantkError(
-                f"{checkpoint} holds a {self.plugin.name} model, not a super-resolution one; the app needs an SR "
-                "checkpoint (for example from gantk train plugins/srgan)."
-            )
+        self.plugin, self.G = load_upscaler(checkpoint, device)
         self.scale = self.plugin.cfg.model.scale
         self.max_pixels = max_pixels
         self.files = ScratchFiles("gantk-superres-")
@@ -83,7 +78,7 @@ class Upscaler:
         if size > MAX_UPLOAD_BYTES:
             raise gr.Error(f"{name} is {size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.1f} MB.")
         try:
-            image = open_checked(path, self.max_pixels)
+            image = open_image(path, self.max_pixels)
         except GantkError as exc:
             raise gr.Error(str(exc).replace(str(Path(path).parent) + os.sep, "")) from None
         progress(0, desc="upscaling")

@@ -411,18 +411,12 @@ def _input_output_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
 def cmd_upscale(args: argparse.Namespace) -> int:
     import time
 
+    from gantk.data.images import open_image
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.sampling import load_generator
-    from gantk.upscale import open_checked, upscale_image
+    from gantk.upscale import load_upscaler, upscale_image
 
-    device = select_device(args.device)
-    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
-    if not hasattr(plugin, "upscale"):
-        raise GantkError(
-            f"{args.checkpoint} holds a {plugin.name} model, not a super-resolution one; use gantk translate or "
-            "gantk sample."
-        )
+    plugin, G = load_upscaler(args.checkpoint, select_device(args.device), "best" if args.best else "last")
     if args.tile is not None:
         if args.tile < 8:
             raise GantkError(f"--tile must be at least 8 pixels; got {args.tile}.")
@@ -430,7 +424,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     pairs = _input_output_pairs(Path(args.input), Path(args.output))
     for src, dst in pairs:
         start = time.perf_counter()
-        image = upscale_image(plugin, G, open_checked(src))
+        image = upscale_image(plugin, G, open_image(src))
         dst.parent.mkdir(parents=True, exist_ok=True)
         image.save(dst)
         console.print(

@@ -2,8 +2,8 @@
 
 The model works on RGB in [-1, 1]; files come as grey, RGB, RGBA, palette or 16-bit. This module:
 
-* checks the pixel count from the header before decoding, so a decompression bomb (a small file that
-  claims gigapixels) is refused without allocating it;
+* reads files with :func:`gantk.data.images.open_image`, whose ``max_pixels`` checks the pixel count
+  from the header before decoding, so a decompression bomb is refused without allocating it;
 * runs the model on the colour planes and upscales an alpha channel with bicubic (a network trained
   on photos has nothing to say about transparency), then puts it back;
 * returns grey images as grey (the model's RGB output converted to luma).
@@ -15,34 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from gantk.data.images import to_mode, to_tensor
-from gantk.errors import DataError
+from gantk.data.images import GREY_MODES, to_mode, to_tensor
+from gantk.errors import GantkError
 from gantk.tiling import Progress
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
+def load_upscaler(checkpoint: str | Path, device: str | torch.device = "cpu", which: str = "last"):
+    """``(plugin, G)`` of a super-resolution checkpoint (a plugin with ``upscale``); others are refused."""
+    from gantk.sampling import load_generator
 
-def open_checked(path: str | Path, max_pixels: int = 0) -> Image.Image:
-    """Open and decode ``path``; with ``max_pixels`` the header's size is checked first, before decoding."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if max_pixels and w * h > max_pixels:
-                raise DataError(
-                    f"image {path.name} is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,} pixels. "
-                    "Crop or shrink it first."
-                )
-            img.load()
-            return ImageOps.exif_transpose(img) if "exif" in img.info else img.copy()
-    except FileNotFoundError:
-        raise DataError(f"image file {path} does not exist.") from None
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"image file {path} is too large to decode safely: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"image file {path} cannot be decoded (corrupt or not an image): {exc}") from None
+    plugin, G = load_generator(checkpoint, device, which=which)
+    if not hasattr(plugin, "upscale"):
+        raise GantkError(
+            f"{checkpoint} holds a {plugin.name} model, not a super-resolution one; train one with gantk train "
+            "plugins/srgan (gantk translate and gantk sample serve other models)."
+        )
+    return plugin, G
 
 
 def upscale_image(plugin, G: torch.nn.Module, img: Image.Image, progress: Progress | None = None) -> Image.Image:

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gantk.data.images import open_image
 from gantk.engine import Trainer
 from gantk.errors import DataError
 from gantk.sampling import load_generator
-from gantk.upscale import open_checked, upscale_image
+from gantk.upscale import upscale_image
 from tests.helpers import REPO
 from tests.helpers_sr import tiny_srgan, write_sr_data
 
@@ -78,12 +79,12 @@ def _png_claiming(path: Path, width: int, height: int) -> Path:
 def test_the_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path):
     big = _png_claiming(tmp_path / "big.png", 5_000, 5_000)  # 75 MB of pixels if decoded; 70 bytes on disk
     with pytest.raises(DataError, match=r"big.png is 5000x5000 = 25,000,000 pixels; the limit is 1,000,000"):
-        open_checked(big, max_pixels=1_000_000)
+        open_image(big, max_pixels=1_000_000)
     bomb = _png_claiming(tmp_path / "bomb.png", 40_000, 40_000)
     with pytest.raises(DataError, match="too large to decode safely"):
-        open_checked(bomb)  # Pillow's own bomb guard still applies without a limit
+        open_image(bomb)  # Pillow's own bomb guard still applies without a limit
     _photo().save(tmp_path / "ok.png")
-    assert open_checked(tmp_path / "ok.png", max_pixels=13 * 9).size == (13, 9)
+    assert open_image(tmp_path / "ok.png", max_pixels=13 * 9).size == (13, 9)
 
 
 def test_the_command_upscales_a_file_and_a_folder(sr_run, tmp_path):

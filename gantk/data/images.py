@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from gantk.errors import DataError
 
 _EXTENSIONS: set[str] | None = None
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow modes without colour
 
 
 def image_extensions() -> set[str]:
@@ -62,10 +63,21 @@ def image_files(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if is_image_file(p))
 
 
-def open_image(path: Path) -> Image.Image:
-    """Open and fully decode an image file, turning every decoding failure into a DataError."""
+def open_image(path: Path, max_pixels: int = 0) -> Image.Image:
+    """Open and fully decode an image file, turning every decoding failure into a DataError.
+
+    With ``max_pixels`` the size is checked from the header first, before anything is decoded, so a
+    decompression bomb (a small file that claims gigapixels) is refused without allocating it.
+    """
+    path = Path(path)
     try:
         with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels and w * h > max_pixels:
+                raise DataError(
+                    f"image file {path} is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,} pixels. "
+                    "Crop or shrink it first."
+                )
             img.load()
             return ImageOps.exif_transpose(img) if "exif" in img.info else img.copy()
     except FileNotFoundError:
@@ -80,7 +92,7 @@ def native_channels(path: Path) -> int:
     """1 for grey files, 3 for everything else: what ``data.channels: 0`` resolves to."""
     try:
         with Image.open(path) as img:
-            return 1 if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
+            return 1 if img.mode in GREY_MODES else 3
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"image file {path} cannot be read: {exc}") from None
 
