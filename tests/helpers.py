@@ -45,7 +45,6 @@ def write_mnist(root: Path, n: int = 40) -> Path:
 
 def tiny_dcgan(data: Path | str, **sections):
     """A DCGAN plugin instance, 16x16, 4 channels wide: a training step takes milliseconds on CPU."""
-    spec, cls = registry.load("dcgan")
     layer = {
         "data": {"name": str(data), "image_size": 16},
         "model": {"ngf": 4, "ndf": 4, "nz": 8},
@@ -60,10 +59,15 @@ def tiny_dcgan(data: Path | str, **sections):
             "tensorboard": False,
         },
     }
+    return tiny_plugin("dcgan", layer, sections)
+
+
+def tiny_plugin(name: str, layer: dict, sections: dict):
+    """``(spec, plugin)`` for plugin ``name`` configured by ``layer``, with ``sections`` merged over it."""
+    spec, cls = registry.load(name)
     for section, values in sections.items():
         layer.setdefault(section, {}).update(values)
-    cfg = registry.make_config(spec, cls, [(layer, "test")])
-    return spec, cls(cfg)
+    return spec, cls(registry.make_config(spec, cls, [(layer, "test")]))
 
 
 def install_package(source: Path, root: Path) -> Path:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlparse
 
 from tests.helpers import REPO
 
@@ -27,6 +28,15 @@ CHROMIUM_ARGS = [  # as root in a closed network: no sandbox, and no background 
 def browser_available() -> bool:
     """Chromium is here, or CI demands it (GANTK_REQUIRE_BROWSER=1 makes a missing one a failure)."""
     return os.path.exists(CHROMIUM) or bool(os.environ.get("GANTK_REQUIRE_BROWSER"))
+
+
+def open_page(pw, outside: list[str], height: int = 900):
+    """Debian's chromium through playwright, and a 1200 px wide page that records in ``outside`` every
+    request leaving 127.0.0.1 (the apps must load nothing from the internet)."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1200, "height": height})
+    page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and outside.append(r.url))
+    return browser, page
 
 
 def load_app(name: str):

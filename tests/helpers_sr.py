@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gantk import registry
+from gantk.engine import Trainer
+from tests.helpers import tiny_plugin
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> Image.Image:
@@ -38,7 +39,6 @@ def write_sr_data(root: Path, n_train: int = 6, size: int = 40) -> Path:
 
 def tiny_srgan(root: Path, **sections):
     """SRGAN 4x with G 4 channels wide and 1 block, 16x16 HR patches from 24x24 tiles."""
-    spec, cls = registry.load("srgan")
     layer = {
         "data": {"name": str(root), "train_sets": ["train/HR"], "patch": 16, "tile": 24, "stride": 8},
         "model": {"width": 4, "blocks": 1, "d_width": 4},
@@ -57,7 +57,11 @@ def tiny_srgan(root: Path, **sections):
             "tensorboard": False,
         },
     }
-    for section, values in sections.items():
-        layer.setdefault(section, {}).update(values)
-    cfg = registry.make_config(spec, cls, [(layer, "test")])
-    return cls(cfg)
+    return tiny_plugin("srgan", layer, sections)[1]
+
+
+def tiny_sr_run(root: Path, steps: int) -> Path:
+    """A trained ``root/run`` of ``steps`` SRResNet-only steps on the tiny dataset written under ``root/sr``."""
+    plugin = tiny_srgan(write_sr_data(root / "sr"), phases={"srresnet": steps}, train={"max_steps": steps})
+    Trainer(plugin, root / "run").fit()
+    return root / "run"

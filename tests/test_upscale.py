@@ -13,20 +13,16 @@ import pytest
 from PIL import Image
 
 from gantk.data.images import open_image
-from gantk.engine import Trainer
 from gantk.errors import DataError
 from gantk.sampling import load_generator
 from gantk.upscale import upscale_image
 from tests.helpers import REPO
-from tests.helpers_sr import tiny_srgan, write_sr_data
+from tests.helpers_sr import tiny_sr_run
 
 
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("upscale")
-    plugin = tiny_srgan(write_sr_data(root / "sr"), phases={"srresnet": 2}, train={"max_steps": 2})
-    Trainer(plugin, root / "run").fit()
-    return root / "run"
+    return tiny_sr_run(tmp_path_factory.mktemp("upscale"), steps=2)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gantk.engine import Trainer
 from gantk.errors import GantkError
 from tests.helpers import REPO
-from tests.helpers_apps import CHROMIUM, CHROMIUM_ARGS, browser_available, free_port, load_app, wait_until_up
+from tests.helpers_apps import browser_available, free_port, load_app, open_page, wait_until_up
 from tests.helpers_labels import tiny_cgan_checkpoint
-from tests.helpers_sr import tiny_srgan, write_sr_data
+from tests.helpers_sr import tiny_sr_run
 from tests.test_upscale import _png_claiming
 
 superres = load_app("superres")
@@ -25,10 +24,7 @@ LIMIT = 40 * 40  # the test app's pixel limit
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("superres")
-    plugin = tiny_srgan(write_sr_data(root / "sr"), phases={"srresnet": 1}, train={"max_steps": 1})
-    Trainer(plugin, root / "run").fit()
-    return root / "run"
+    return tiny_sr_run(tmp_path_factory.mktemp("superres"), steps=1)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +105,7 @@ def test_browser_upscales_an_example(serve_script, tmp_path):
     assert urlparse(url).hostname == "127.0.0.1"
     outside = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 1000})
-        page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and outside.append(r.url))
+        browser, page = open_page(pw, outside, height=1000)
         page.goto(url)
         page.locator("#examples button").first.click()  # the first example
         page.locator("#source img").wait_for(state="visible", timeout=30_000)

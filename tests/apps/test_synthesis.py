@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import REPO
-from tests.helpers_apps import CHROMIUM, CHROMIUM_ARGS, browser_available, free_port, load_app, wait_until_up
+from tests.helpers_apps import browser_available, free_port, load_app, open_page, wait_until_up
 from tests.helpers_labels import tiny_cgan_checkpoint
 
 synthesis = load_app("synthesis")
@@ -125,12 +125,7 @@ def test_browser_click_through_one_generation(serve_script, tmp_path):
     assert urlparse(url).hostname == "127.0.0.1"
     outside = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-        )
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("request", lambda r: urlparse(r.url).hostname not in ("127.0.0.1", None) and outside.append(r.url))
+        browser, page = open_page(pw, outside, height=900)
         page.goto(url)
         page.locator("#class input").click()
         page.get_by_role("option", name="7", exact=True).click()
