@@ -42,6 +42,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
     p.add_argument("--seed", type=int, help="sets train.seed")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train data-parallel on N processes on this machine, one per GPU (gloo on CPU): hands off to "
+        "`torchrun --standalone --nproc_per_node N -m gantk train ...`; train.batch_size stays the global batch",
+    )
 
 
 def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> None:
@@ -239,7 +246,43 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> None:
+    """Replace this process by torchrun running ``gantk`` on ``nproc`` local processes."""
+    if os.environ.get("WORLD_SIZE"):
+        raise GantkError("--nproc was given inside a torchrun job; drop it (torchrun already set the processes).")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "gantk",
+        *_strip_nproc(argv),
+    ]
+    print("gantk: " + " ".join(command[1:]), file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise GantkError(f"--nproc must be at least 1; got {args.nproc}.")
+        if args.nproc > 1 and not args.print_config:
+            launch_torchrun(args.nproc, args.argv)
     from gantk import registry
     from gantk.config import load_yaml, to_dict
     from gantk.engine import PluginSource, train
@@ -477,6 +520,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from gantk import __version__
 
@@ -485,18 +529,44 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO, format="gantk: %(message)s", stream=sys.stderr)
+    from gantk.engine.distributed import PeerFailed, world_from_env
+
+    world = world_from_env()
+    rank = f"[rank {world.rank}] " if world.distributed else ""
+    level = logging.INFO if world.is_main else logging.WARNING  # progress notes once, not once per rank
+    logging.basicConfig(level=level, format="gantk: %(message)s", stream=sys.stderr)
     warnings.showwarning = _show_warning
     try:
         return COMMANDS[args.command](args)
     except GantkError as exc:
         if os.environ.get("GANTK_DEBUG"):
             raise
-        print(f"gantk: error: {exc}", file=sys.stderr)
+        if not isinstance(exc, PeerFailed) and (world.is_main or not exc.same_on_every_rank):
+            print(f"gantk: error: {rank}{exc}", file=sys.stderr)
         return exc.exit_code
+    except RuntimeError as exc:
+        if os.environ.get("GANTK_DEBUG") or not (world.distributed and _lost_peer(exc)):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"gantk: error: {rank}lost contact with the other processes of this job (one of them failed or was "
+            f"stopped; its own message is above): {first}",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("gantk: interrupted", file=sys.stderr)
         return 130
+
+
+#: how gloo and NCCL report that another rank went away (it prints its own error)
+LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted")
+
+
+def _lost_peer(exc: RuntimeError) -> bool:
+    import torch.distributed as dist
+
+    return isinstance(exc, dist.DistError) or any(marker in str(exc) for marker in LOST_PEER)
 
 
 if __name__ == "__main__":

@@ -83,12 +83,17 @@ class EMAConfig:
 class TrainConfig:
     """How the engine runs the loop."""
 
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: split evenly over the processes of a data-parallel run
     max_steps: int = 10_000  # generator steps (one pass over a phase's updates is one step)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
+    # torch.compile the networks for training: "default"; "reduce-overhead" also captures CUDA graphs
+    # (for launch-bound steps such as pix2pix at batch 1); "max-autotune" searches kernels; "off": eager
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    sync_batchnorm: bool = True  # data-parallel runs: batch-norm statistics over the global batch
+    dist_timeout_s: int = 1800  # how long a rank waits for the others (rank 0 evaluating alone included)
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bit-exact resume on GPU
     grad_clip: float = 0.0  # max global grad norm per update; 0: off
     nonfinite: Literal["skip", "stop", "off"] = "skip"  # a NaN/inf loss: skip that update (counted), or stop

@@ -12,14 +12,20 @@ class GantkError(Exception):
     """An error the user can fix; the message says what was wrong and what was expected."""
 
     exit_code = 2
+    #: every rank of a data-parallel job meets this error alike, so only rank 0 prints it
+    same_on_every_rank = False
 
 
 class ConfigError(GantkError):
     """A config key, value or file is wrong."""
 
+    same_on_every_rank = True
+
 
 class PluginError(GantkError):
     """A plugin cannot be found, loaded, or breaks the plugin contract."""
+
+    same_on_every_rank = True
 
 
 class DataError(GantkError):
@@ -33,6 +39,8 @@ class CheckpointError(GantkError):
 class TrainingStopped(GantkError):
     """Training stopped early on request (SIGINT/SIGTERM) after saving a checkpoint."""
 
+    same_on_every_rank = True
+
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
@@ -40,3 +48,5 @@ class TrainingStopped(GantkError):
 
 class NonFiniteError(GantkError):
     """A loss or the weights became NaN/inf and the policy is to stop."""
+
+    same_on_every_rank = True

@@ -45,6 +45,11 @@ class StepContext:
 
     ``scratch`` lives for one step: a D update can leave the fake images there for the G update of
     the same step, so G runs forward once per step (as in pytorch/examples' DCGAN).
+
+    Under data-parallel training the batch is this rank's share of the global batch. ``randn`` and
+    ``rand`` take the first dimension of ``shape`` as that local batch: they draw the noise of the
+    global batch and return this rank's slice, so a run's noise does not depend on the number of
+    processes. ``cpu_noise`` (and PyTorch's global generator, which dropout uses) is seeded per rank.
     """
 
     nets: dict[str, nn.Module]
@@ -55,14 +60,23 @@ class StepContext:
     noise: torch.Generator  # the engine's training-noise generator on the device, saved with checkpoints
     cpu_noise: torch.Generator  # the same on the CPU: augmentation parameters without a device sync
     scratch: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0  # this process's rank and the number of processes (data-parallel training)
+    world_size: int = 1
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal noise on the training device, from the checkpointed generator."""
-        return torch.randn(shape, generator=self.noise, device=self.device)
+        return self._draw(torch.randn, shape)
 
     def rand(self, *shape: int) -> Tensor:
         """Uniform [0, 1) noise on the training device, from the checkpointed generator."""
-        return torch.rand(shape, generator=self.noise, device=self.device)
+        return self._draw(torch.rand, shape)
+
+    def _draw(self, fn: Callable[..., Tensor], shape: tuple[int, ...]) -> Tensor:
+        if self.world_size == 1 or not shape:
+            return fn(shape, generator=self.noise, device=self.device)
+        n = shape[0]
+        full = fn((n * self.world_size, *shape[1:]), generator=self.noise, device=self.device)
+        return full[self.rank * n : (self.rank + 1) * n]
 
 
 @dataclass

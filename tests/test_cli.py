@@ -37,6 +37,7 @@ def test_plugins_table():
         (["train", "dcgan", "--set", "train.batch_size=big"], "must be an integer"),
         (["train", "dcgan", "--data", "/nonexistent/folder/x"], "neither an existing folder"),
         (["sample", "/nonexistent/run"], "does not exist"),
+        (["train", "dcgan", "--nproc", "0"], "--nproc must be at least 1; got 0"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, message):
@@ -71,3 +72,10 @@ def test_print_config_shows_resolved_values():
     out = gantk("train", "dcgan", "--set", "train.batch_size=64", "--set", "model.ngf=32", "--print-config")
     assert out.returncode == 0
     assert "batch_size: 64" in out.stdout and "ngf: 32" in out.stdout
+
+
+def test_nproc_hands_the_rest_of_the_command_to_torchrun():
+    from gantk.cli import _strip_nproc
+
+    argv = ["train", "plugins/dcgan", "--nproc", "2", "--set", "train.batch_size=8", "--nproc=4", "--resume"]
+    assert _strip_nproc(argv) == ["train", "plugins/dcgan", "--set", "train.batch_size=8", "--resume"]

@@ -5,6 +5,12 @@ Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, and the 
 the same permutation at the same batch, so ``--resume`` sees exactly the batches an uninterrupted
 run would have seen. In-memory datasets are sliced a whole batch at a time; others go through a
 ``DataLoader`` whose sampler yields the rest of the epoch's permutation.
+
+Under data-parallel training the stream is this rank's share of the same stream: every rank draws the
+same permutation, and rank ``r`` of ``W`` takes the ``r``-th contiguous slice of each global batch.
+Like ``DistributedSampler``, the ranks' shards of an epoch are disjoint and reshuffled every epoch;
+unlike it, the global batches are exactly those of a single process, whatever the number of ranks, and
+the position (global batches taken) means the same on any number of ranks.
 """
 
 from __future__ import annotations
@@ -32,18 +38,29 @@ class _RestOfEpoch(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         s = self.stream
         perm = epoch_permutation(len(s.dataset), s.seed, s.epoch)
-        return iter(perm[s.batch * s.batch_size : s.batches_per_epoch * s.batch_size].tolist())
+        for b in range(s.batch, s.batches_per_epoch):
+            yield from perm[s.shard(b)].tolist()
 
     def __len__(self) -> int:
         s = self.stream
-        return (s.batches_per_epoch - s.batch) * s.batch_size
+        return (s.batches_per_epoch - s.batch) * s.local_batch_size
 
 
 class BatchStream:
-    """``next(stream)`` gives the next batch (a dict of tensors), epoch after epoch, without end."""
+    """``next(stream)`` gives the next batch (a dict of tensors), epoch after epoch, without end.
+
+    ``batch_size`` is the global batch; with ``world_size`` > 1 each batch is rank ``rank``'s slice of it.
+    """
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0, pin_memory: bool = False
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         n = len(dataset)  # type: ignore[arg-type]
         if n < batch_size:
@@ -51,8 +68,15 @@ class BatchStream:
                 f"the dataset has {n} items, fewer than train.batch_size={batch_size}; "
                 "lower train.batch_size or add data."
             )
+        if batch_size % world_size:
+            raise DataError(
+                f"train.batch_size={batch_size} is the global batch and must split evenly over the "
+                f"{world_size} processes; use a multiple of {world_size}."
+            )
         self.dataset = dataset
         self.batch_size = batch_size
+        self.local_batch_size = batch_size // world_size
+        self.rank = rank
         self.seed = seed
         self.batches_per_epoch = n // batch_size  # the last partial batch is dropped (batch norm needs full ones)
         self.epoch = 0
@@ -63,13 +87,18 @@ class BatchStream:
         if not isinstance(dataset, TensorDataset):
             self._loader = DataLoader(
                 dataset,
-                batch_size=batch_size,
+                batch_size=self.local_batch_size,
                 sampler=_RestOfEpoch(self),
                 num_workers=num_workers,
                 pin_memory=pin_memory,
                 drop_last=True,
                 persistent_workers=num_workers > 0,
             )
+
+    def shard(self, batch: int) -> slice:
+        """Positions in the epoch's permutation of this rank's part of global batch ``batch``."""
+        start = batch * self.batch_size + self.rank * self.local_batch_size
+        return slice(start, start + self.local_batch_size)
 
     def __iter__(self) -> BatchStream:
         return self
@@ -81,7 +110,7 @@ class BatchStream:
         if self._loader is None:
             if self._perm is None:
                 self._perm = epoch_permutation(len(self.dataset), self.seed, self.epoch)
-            idx = self._perm[self.batch * self.batch_size : (self.batch + 1) * self.batch_size]
+            idx = self._perm[self.shard(self.batch)]
             out = self.dataset.batch(idx)  # type: ignore[attr-defined]
         else:
             if self._iter is None:

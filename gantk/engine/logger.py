@@ -1,7 +1,8 @@
 """Where training numbers go: ``metrics.jsonl``, TensorBoard, and the console (bar or plain lines).
 
 Loss terms are accumulated on the device and read back only every ``log_every`` steps, so logging
-costs one synchronisation per interval instead of one per loss term per step.
+costs one synchronisation per interval instead of one per loss term per step. In a data-parallel run
+every rank accumulates, the interval means are averaged over the ranks, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,15 +35,30 @@ def format_seconds(seconds: float) -> str:
 
 
 class RunLogger:
-    def __init__(self, run: Path, start_step: int, max_steps: int, tensorboard: bool = True) -> None:
+    """``main=False`` (ranks other than 0) writes nothing; ``reduce`` averages interval means over ranks."""
+
+    def __init__(
+        self,
+        run: Path,
+        start_step: int,
+        max_steps: int,
+        tensorboard: bool = True,
+        main: bool = True,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.run = run
-        self.jsonl = open(run / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.main = main
+        self.reduce = reduce
+        self.jsonl = open(run / "metrics.jsonl", "a", encoding="utf-8") if main else None  # noqa: SIM115
         self.max_steps = max_steps
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
         self.last_step, self.last_time = start_step, time.perf_counter()
         self.start_step, self.start_time = start_step, self.last_time
         self.tb = None
+        self.progress: Progress | None = None
+        if not main:
+            return
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -49,7 +66,6 @@ class RunLogger:
                 self.tb = SummaryWriter(str(run / "tb"))
             except ImportError:
                 warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only.", stacklevel=2)
-        self.progress: Progress | None = None
         if console.is_terminal:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -81,9 +97,13 @@ class RunLogger:
         values = {}
         if self.sums:
             keys = list(self.sums)
-            means = torch.stack([self.sums[k] / self.counts[k] for k in keys]).cpu().tolist()
-            values = dict(zip(keys, means, strict=True))
+            means = torch.stack([self.sums[k] / self.counts[k] for k in keys])
+            if self.reduce is not None:
+                means = self.reduce(means)
+            values = dict(zip(keys, means.cpu().tolist(), strict=True))
         self.sums, self.counts = {}, {}
+        if not self.main:
+            return values
         rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
         self.last_step, self.last_time = step, now
         values.update(extra or {})
@@ -104,6 +124,8 @@ class RunLogger:
         return values
 
     def write(self, step: int, values: dict) -> None:
+        if self.jsonl is None:
+            return
         record = {"step": step, "time": time.time(), **values}
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
@@ -117,11 +139,13 @@ class RunLogger:
             self.progress.update(self.task, completed=step)
 
     def message(self, text: str) -> None:
-        console.print(text, highlight=False, soft_wrap=True)
+        if self.main:
+            console.print(text, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
         if self.tb is not None:
             self.tb.close()
-        self.jsonl.close()
+        if self.jsonl is not None:
+            self.jsonl.close()

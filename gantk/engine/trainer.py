@@ -1,9 +1,13 @@
 """The training engine: one loop for every plugin.
 
 The engine owns everything that is not the GAN itself: device, seeding, optimizers and schedules,
-mixed precision (autocast; one gradient scaler per optimizer for fp16), EMA of the generator, logging,
-sample grids, evaluation with a best checkpoint, checkpoints and exact resume. A plugin supplies
-networks, data and loss functions (see :mod:`gantk.plugin`); the loop below calls them.
+mixed precision (autocast; one gradient scaler per optimizer for fp16), ``torch.compile``, EMA of the
+generator, logging, sample grids, evaluation with a best checkpoint, checkpoints and exact resume, and
+data-parallel training under torchrun (:mod:`gantk.engine.distributed`). A plugin supplies networks,
+data and loss functions (see :mod:`gantk.plugin`); the loop below calls them.
+
+Under torchrun every rank runs this same loop. Rank 0 alone writes the run folder (logs, samples,
+evaluations, checkpoints); the other ranks wait for it wherever the run's state must agree.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gantk import __version__
 from gantk.config import dump_yaml, to_dict
 from gantk.data.loader import BatchStream
 from gantk.engine import checkpoint as ckpt
+from gantk.engine import distributed
 from gantk.engine.ema import copy_buffers, recalibrate_batchnorm
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler
@@ -39,6 +45,11 @@ from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.sampling import save_grid
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own random streams; rank 0 keeps ``seed`` (a single process is rank 0)."""
+    return seed + 1_000_003 * rank
 
 
 def select_device(name: str) -> torch.device:
@@ -87,6 +98,8 @@ class Trainer:
         self.ready = False  # setup() done
         self.nonfinite_skipped = 0
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
+        self.world = distributed.world_from_env()
+        self._owns_process_group = False
 
     # ------------------------------------------------------------------ setup
     def _prepare_run_folder(self) -> Path | None:
@@ -95,6 +108,7 @@ class Trainer:
         if self.resume:
             if not existing:
                 raise CheckpointError(f"--resume: run folder {self.run} has no complete checkpoint to continue from.")
+            (self.run / "samples").mkdir(exist_ok=True)
             return existing[-1]
         if existing:
             raise GantkError(
@@ -110,17 +124,31 @@ class Trainer:
             raise GantkError(f"cannot write to run folder {self.run}: {exc.strerror or exc}.") from None
         return None
 
-    def setup(self) -> None:
-        cfg, tc = self.cfg, self.cfg.train
-        resume_from = self._prepare_run_folder()
-        (self.run / "samples").mkdir(parents=True, exist_ok=True)
-        self.device = select_device(tc.device)
-        seed_everything(tc.seed, tc.deterministic)
+    def _select_device(self) -> torch.device:
+        device = select_device(self.cfg.train.device)
+        if self.world.distributed and device.type == "cuda":  # one GPU per process: the local rank's
+            if self.world.local_rank >= torch.cuda.device_count():
+                raise GantkError(
+                    f"local rank {self.world.local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
+                    "start at most that many processes per node (--nproc / --nproc_per_node)."
+                )
+            device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(device)
+        return device
 
-        self.dataset = self.plugin.build_dataset("train")
+    def setup(self) -> None:
+        cfg, tc, world = self.cfg, self.cfg.train, self.world
+        self.device = self._select_device()
+        self._owns_process_group = distributed.init(world, self.device, tc.dist_timeout_s)
+        resume_from = distributed.main_first(self._prepare_run_folder, world)
+        seed_everything(tc.seed, tc.deterministic)  # every rank builds the same networks
+
+        # rank 0 first: a dataset it downloads or caches is then read by the others
+        self.dataset = distributed.main_first(lambda: self.plugin.build_dataset("train"), world, then_all=True)
         if not cfg.data.channels:
             cfg.data.channels = int(getattr(self.dataset, "channels", 3))
-        dump_yaml(cfg, self.run / "config.yaml")
+        if world.is_main:
+            dump_yaml(cfg, self.run / "config.yaml")
 
         nets = self.plugin.build_networks()
         if self.plugin.generator not in nets:
@@ -134,6 +162,17 @@ class Trainer:
         self.phases = self.plugin.phases()
         self._check_phases()
         trained = {u.network for p in self.phases for u in p.updates}
+        self.ema: AveragedModel | None = None
+        if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
+            self.ema = AveragedModel(
+                self.nets[self.plugin.generator],
+                multi_avg_fn=get_ema_multi_avg_fn(tc.ema.decay),
+                use_buffers=False,  # weights only: buffers follow G, batch norm is re-estimated (ema.py)
+            )
+            self.ema.requires_grad_(False)
+        self._ema_calibrated_at: int | None = None
+        if world.distributed and tc.sync_batchnorm:
+            self.nets = {k: distributed.convert_sync_batchnorm(v, self.device) for k, v in self.nets.items()}
         self.optimizers = {
             name: build_optimizer(self.nets[name].parameters(), cfg.optim[name], self.device)
             for name in sorted(trained)
@@ -143,29 +182,60 @@ class Trainer:
         self.scalers = (
             {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers} if tc.precision == "fp16" else {}
         )
-        self.ema: AveragedModel | None = None
-        if tc.ema.enabled:
-            self.ema = AveragedModel(
-                self.nets[self.plugin.generator],
-                multi_avg_fn=get_ema_multi_avg_fn(tc.ema.decay),
-                use_buffers=False,  # weights only: buffers follow G, batch norm is re-estimated (ema.py)
-            )
-            self.ema.requires_grad_(False)
-        self._ema_calibrated_at: int | None = None
+        self._wrap_networks()
 
         self.stream = BatchStream(
-            self.dataset, tc.batch_size, tc.seed, cfg.data.num_workers, pin_memory=self.device.type == "cuda"
+            self.dataset,
+            tc.batch_size,
+            tc.seed,
+            cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            rank=world.rank,
+            world_size=world.size,
         )
-        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed)
-        self.cpu_noise = torch.Generator().manual_seed(tc.seed + 1)
+        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed)  # the same on every rank
+        self.cpu_noise = torch.Generator().manual_seed(rank_seed(tc.seed, world.rank) + 1)
         try:
             self.sample_inputs = self.plugin.sample_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
             self.sample_inputs = None
+        if world.rank:  # per-rank streams from here on: dropout and other draws differ between ranks
+            seed_everything(rank_seed(tc.seed, world.rank), tc.deterministic)
         if resume_from is not None:
             self._load(resume_from)
-        self._check_disk_space()
+        distributed.main_first(self._check_disk_space, world)
+        self.stop_flag = distributed.StopFlag(world)
         self.ready = True
+
+    def _wrap_networks(self) -> None:
+        """What the loss functions call: DDP around each trained network, compiled when asked.
+
+        A network frozen in an update (D during the G update) is called without its DDP wrapper: it
+        computes no weight gradients there, so there is nothing to synchronise.
+        """
+        tc = self.cfg.train
+
+        def compiled(module: nn.Module) -> nn.Module:
+            return module if tc.compile == "off" else torch.compile(module, mode=tc.compile)
+
+        self.step_nets: dict[str, nn.Module] = {}
+        self.frozen_step_nets: dict[str, nn.Module] = {}
+        for name, net in self.nets.items():
+            if self.world.distributed and name in self.optimizers:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.step_nets[name] = compiled(DistributedDataParallel(net, device_ids=ids))
+                self.frozen_step_nets[name] = compiled(net)
+            else:
+                self.step_nets[name] = self.frozen_step_nets[name] = compiled(net)
+
+    def _nets_for(self, upd: Update) -> dict[str, nn.Module]:
+        return {k: self.frozen_step_nets[k] if k in upd.freeze else v for k, v in self.step_nets.items()}
+
+    def close(self) -> None:
+        """Leave the process group if this trainer joined it."""
+        if self._owns_process_group:
+            distributed.shutdown()
+            self._owns_process_group = False
 
     def checkpoint_bytes(self) -> int:
         """About how many bytes one checkpoint takes: every network, the EMA copy, Adam's two moments."""
@@ -227,25 +297,37 @@ class Trainer:
         """Train up to ``train.max_steps`` generator steps; returns the final checkpoint folder."""
         if not self.ready:
             self.setup()
-        tc = self.cfg.train
-        logger = RunLogger(self.run, self.step, tc.max_steps, tc.tensorboard)
+        tc, world = self.cfg.train, self.world
+        reduce = (lambda values: distributed.mean_over_ranks(values, world)) if world.distributed else None
+        logger = RunLogger(self.run, self.step, tc.max_steps, tc.tensorboard, main=world.is_main, reduce=reduce)
         self.logger = logger
         for net in self.nets.values():
             net.train()
         existing = ckpt.step_checkpoints(self.run)
         current = f"step_{self.step:08d}"
         last_saved = existing[-1] if existing and existing[-1].name == current else None  # nothing new to save yet
+        last_saved = distributed.broadcast(last_saved, world)  # every rank must agree on the final save
         previous = self._install_signal_handlers()
         try:
             if self.step >= tc.max_steps:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
             while self.step < tc.max_steps:
+                self.stop_flag.start(self.stop_signal)  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
                 ctx = StepContext(
-                    self.nets, self.device, self.step, tc.max_steps, phase.name, self.noise, self.cpu_noise
+                    self.step_nets,
+                    self.device,
+                    self.step,
+                    tc.max_steps,
+                    phase.name,
+                    self.noise,
+                    self.cpu_noise,
+                    rank=world.rank,
+                    world_size=world.size,
                 )
                 batch = self._next_batch(ctx)  # one batch per step, shared by its updates
                 for upd in phase.updates:
+                    ctx.nets = self._nets_for(upd)
                     for r in range(upd.repeat):
                         logger.accumulate(self._update(upd, batch if r == 0 else self._next_batch(ctx), ctx))
                 self.step += 1
@@ -263,7 +345,9 @@ class Trainer:
                     self.evaluate()
                 if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step != tc.max_steps:
                     last_saved = self.save()
-                if self.stop_signal:
+                agreed = self.stop_flag.result(self.stop_signal)
+                if agreed:
+                    self.stop_signal = self.stop_signal or agreed
                     break
             if last_saved is None or last_saved.name != f"step_{self.step:08d}":
                 last_saved = self.save()
@@ -335,7 +419,8 @@ class Trainer:
                     f"loss tensors, got {type(terms).__name__}."
                 )
             loss = sum(t.float() for t in terms.values())
-            if self.cfg.train.nonfinite != "off" and not bool(torch.isfinite(loss)):
+            # one verdict for all ranks: a rank that skipped the backward pass alone would stall the rest
+            if self.cfg.train.nonfinite != "off" and not distributed.all_true(torch.isfinite(loss), self.world):
                 bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
                 if self.cfg.train.nonfinite == "stop":
                     raise NonFiniteError(
@@ -416,15 +501,16 @@ class Trainer:
             n.eval()
         if self.ema is not None:
             self.ema.eval()
-        try:
-            with torch.no_grad(), self._autocast():
+        try:  # rank 0 alone: batch norm in train mode (pix2pix's test mode) must not wait for the others
+            with torch.no_grad(), self._autocast(), distributed.local_batchnorm():
                 yield
         finally:
             for k, n in self.nets.items():
                 n.train(modes[k])
 
     def save_samples(self) -> Path | None:
-        if self.sample_inputs is None:
+        """A sample grid in ``samples/`` (rank 0 only; the other ranks go on training)."""
+        if self.sample_inputs is None or not self.world.is_main:
             return None
         inputs = {k: v.to(self.device) for k, v in self.sample_inputs.items()}
         with self._eval_mode():
@@ -434,11 +520,16 @@ class Trainer:
         return path
 
     def evaluate(self) -> dict[str, float]:
-        nets = dict(self.nets)
-        nets[self.plugin.generator] = self.sampling_generator()
-        ctx = EvalContext(self.device, self.step, self.run / "eval")
-        with self._eval_mode():
-            metrics = self.plugin.evaluate(nets, ctx)
+        """The plugin's metrics, computed on rank 0 and shared; a better best metric saves ``best``."""
+
+        def on_main() -> dict[str, float]:
+            nets = dict(self.nets)
+            nets[self.plugin.generator] = self.sampling_generator()
+            ctx = EvalContext(self.device, self.step, self.run / "eval")
+            with self._eval_mode():
+                return {k: float(v) for k, v in self.plugin.evaluate(nets, ctx).items()}
+
+        metrics = distributed.main_first(on_main, self.world)
         if not metrics:
             return {}
         self.logger.write(self.step, {f"eval/{k}": float(v) for k, v in metrics.items()})
@@ -468,7 +559,19 @@ class Trainer:
             **(extra or {}),
         }
 
-    def _training_state(self) -> dict[str, Any]:
+    def _rng_state(self) -> dict[str, Any]:
+        return {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "noise": self.noise.get_state(),
+            "cpu_noise": self.cpu_noise.get_state(),
+        }
+
+    def _training_state(self, rngs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything to resume exactly; ``rngs`` holds every rank's random state, rank 0's first."""
+        rngs = rngs or [self._rng_state()]
         state = {
             "step": self.step,
             "best_value": self.best_value,
@@ -477,20 +580,21 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "data": self.stream.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "noise": self.noise.get_state(),
-                "cpu_noise": self.cpu_noise.get_state(),
-            },
+            "rng": rngs[0],
         }
+        if len(rngs) > 1:
+            state["world_size"] = len(rngs)
+            state["rng_other_ranks"] = rngs[1:]
         if self.ema is not None:
             state["ema_n_averaged"] = self.ema.n_averaged
         return state
 
     def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint (every rank calls this; rank 0 writes it, with every rank's random state)."""
+        rngs = distributed.gather(self._rng_state(), self.world)
+        return distributed.main_first(lambda: self._write_checkpoint(folder, extra, rngs), self.world)
+
+    def _write_checkpoint(self, folder: Path | None, extra: dict[str, Any] | None, rngs: list[dict[str, Any]]) -> Path:
         folder = folder or self.run / "checkpoints" / f"step_{self.step:08d}"
         networks = {k: n.state_dict() for k, n in self.nets.items()}
         diverged = [
@@ -508,7 +612,7 @@ class Trainer:
             networks[f"{self.plugin.generator}_ema"] = self.sampling_generator().state_dict()
         try:
             ckpt.save_checkpoint(
-                folder, meta=self._meta(extra), networks=networks, training_state=self._training_state()
+                folder, meta=self._meta(extra), networks=networks, training_state=self._training_state(rngs)
             )
         except OSError as exc:  # disk full, quota, folder removed: the last good checkpoint is untouched
             kept = ckpt.step_checkpoints(self.run)
@@ -557,8 +661,42 @@ class Trainer:
         for key, scaler in self.scalers.items():
             if key in state["scalers"]:
                 scaler.load_state_dict(state["scalers"][key])
-        self.stream.load_state_dict(state["data"])
-        rng = state["rng"]
+        self.stream.load_state_dict(state["data"])  # global batches taken: valid on any number of ranks
+        self._load_rng(state)
+        self.step = int(state["step"])
+        self.best_value = state.get("best_value")
+        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        if not self.world.is_main:
+            return
+        self._tidy_for_resume()
+        print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
+        from gantk.engine.logger import console
+
+        console.print(f"resuming from {print_path} at step {self.step}", highlight=False)
+
+    def _load_rng(self, state: dict[str, Any]) -> None:
+        """This rank's random state; on another number of ranks, only what is shared by all of them.
+
+        The data order and ``ctx.randn`` noise are global, so they continue exactly on any number of
+        ranks. Per-rank streams (dropout, ``cpu_noise``) continue exactly only on the same number.
+        """
+        saved_ranks = int(state.get("world_size", 1))
+        rngs = [state["rng"], *state.get("rng_other_ranks", [])]
+        shared = rngs[0]["noise"]
+        if saved_ranks != self.world.size:
+            if self.world.is_main:
+                from gantk.engine.logger import console
+
+                console.print(
+                    f"note: the checkpoint was written by {saved_ranks} process(es) and this run has "
+                    f"{self.world.size}; data order and noise continue exactly, per-rank random streams "
+                    "(dropout, augmentation) are re-seeded.",
+                    highlight=False,
+                )
+            self.noise.set_state(shared)
+            if self.world.rank:  # rank 0's own streams are in the checkpoint whatever the count
+                return
+        rng = rngs[self.world.rank]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
@@ -566,21 +704,18 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.noise.set_state(rng["noise"])
         self.cpu_noise.set_state(rng["cpu_noise"])
-        self.step = int(state["step"])
-        self.best_value = state.get("best_value")
-        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
-        self._tidy_for_resume()
-        print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
-        from gantk.engine.logger import console
-
-        console.print(f"resuming from {print_path} at step {self.step}", highlight=False)
 
 
 def train(plugin: GanPlugin, out: str | Path, source: PluginSource | None = None, resume: bool = False) -> Path:
     """Train ``plugin`` into ``out``; returns the final checkpoint folder."""
     start = time.perf_counter()
-    folder = Trainer(plugin, out, source, resume).fit()
-    from gantk.engine.logger import console
+    trainer = Trainer(plugin, out, source, resume)
+    try:
+        folder = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.world.is_main:
+        from gantk.engine.logger import console
 
-    console.print(f"done in {time.perf_counter() - start:.1f}s; checkpoint {folder}", highlight=False)
+        console.print(f"done in {time.perf_counter() - start:.1f}s; checkpoint {folder}", highlight=False)
     return folder

@@ -240,3 +240,20 @@ def test_resuming_a_finished_run_changes_nothing(image_folder, tmp_path):
     _, plugin = tiny_dcgan(image_folder, train={"max_steps": 2})
     assert Trainer(plugin, tmp_path / "run", resume=True).fit() == final
     assert (final / "manifest.json").stat().st_mtime_ns == stamp  # not rewritten
+
+
+def test_compiled_training_matches_eager_and_saves_the_same_keys(image_folder, tmp_path):
+    """train.compile runs the networks through torch.compile (inductor on this CPU); weights stay plain."""
+    import torch._dynamo
+
+    runs = {}
+    for mode in ("off", "default"):
+        _, plugin = tiny_dcgan(image_folder, train={"compile": mode, "max_steps": 3, "sample_every": 0})
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        runs[mode] = _weights(Trainer(plugin, tmp_path / mode).fit())
+        compiled_frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        assert (compiled_frames > 0) == (mode == "default")
+    eager, compiled = runs["off"], runs["default"]
+    assert eager.keys() == compiled.keys()  # no "_orig_mod." prefixes: a compiled run's checkpoint loads anywhere
+    assert max((eager[k].double() - compiled[k].double()).abs().max().item() for k in eager) < 1e-5

@@ -1,0 +1,231 @@
+"""Data-parallel training on CPU with gloo, under the real torchrun: the same numbers as one process.
+
+Each test starts real processes (torchrun, or ``gantk train --nproc``), so they take seconds each; the
+networks are the tiny 16x16 DCGAN of ``tests.helpers``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import REPO, write_image_folder
+from tests.helpers_apps import free_port
+
+WORKER = REPO / "tests" / "engine" / "ddp_worker.py"
+SETTINGS = ["train.batch_size=8", "train.max_steps=3", "train.ema.enabled=true", "train.ema.calibration_batches=2"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def run(args: list[str], timeout: float = 180, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, *args], env=env(), capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs
+    )
+    return proc
+
+
+def torchrun(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return run(["-m", "torch.distributed.run", *args], timeout=timeout)
+
+
+def check(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def losses(run_folder: Path) -> list[dict[str, float]]:
+    records = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k.startswith(("D/", "G/"))} for r in records if "G/adv" in r]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("ddp") / "images")
+
+
+@pytest.fixture(scope="module")
+def one_process(data: Path, tmp_path_factory) -> Path:
+    """The reference: one process at global batch 8."""
+    out = tmp_path_factory.mktemp("one")
+    check(run([str(WORKER), str(data), str(out), *SETTINGS]))
+    return out
+
+
+def test_two_processes_end_equal_to_each_other_and_to_one_process(data, one_process, tmp_path):
+    two = tmp_path / "two"
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(two), *SETTINGS))
+    rank0, rank1 = load_file(two / "rank0.safetensors"), load_file(two / "rank1.safetensors")
+    reference = load_file(one_process / "rank0.safetensors")
+    assert max_difference(rank0, rank1) == 0.0  # DDP keeps the ranks in lockstep
+    assert max_difference(rank0, reference) < 1e-5  # batch-norm statistics and gradients over the global batch
+    # the logged losses are the means over both ranks' halves: those of one process
+    for got, want in zip(losses(two / "run"), losses(one_process / "run"), strict=True):
+        assert got == pytest.approx(want, rel=1e-5)
+    # rank 0 alone wrote the run folder, with every rank's random state in the checkpoint
+    state = json.loads((two / "run" / "checkpoints" / "step_00000003" / "training_state.json").read_text())
+    assert state["world_size"] == 2 and len(state["rng_other_ranks"]) == 1
+    assert (two / "run" / "samples" / "step_00000003.png").is_file()
+    assert (two / "rank0-alone.ok").is_file()  # G in train mode on rank 0 alone did not wait for rank 1
+
+
+def test_without_synchronised_batch_norm_two_processes_differ_from_one(data, one_process, tmp_path):
+    """The control for the test above: per-rank batch statistics are a different computation."""
+    two = tmp_path / "two"
+    settings = [*SETTINGS, "train.sync_batchnorm=false"]
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(two), *settings))
+    rank0, rank1 = load_file(two / "rank0.safetensors"), load_file(two / "rank1.safetensors")
+    assert max_difference(rank0, load_file(one_process / "rank0.safetensors")) > 1e-4
+    weights = [k for k in rank0 if "running" not in k and "num_batches" not in k]
+    assert max((rank0[k] - rank1[k]).abs().max().item() for k in weights) == 0.0  # DDP still syncs gradients
+
+
+def test_two_nodes_on_localhost(data, one_process, tmp_path):
+    """Two torchrun invocations, one process each, meeting at a c10d rendezvous on 127.0.0.1."""
+    port = free_port()
+    out = tmp_path / "nodes"
+    args = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d"]
+    args += ["--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", f"gantk-test-{port}"]
+    command = [sys.executable, "-m", "torch.distributed.run", *args, str(WORKER), str(data), str(out), *SETTINGS]
+    nodes = [
+        subprocess.Popen(command, env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    try:
+        outputs = [node.communicate(timeout=180)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    rank0, rank1 = load_file(out / "rank0.safetensors"), load_file(out / "rank1.safetensors")
+    assert max_difference(rank0, rank1) == 0.0
+    assert max_difference(rank0, load_file(one_process / "rank0.safetensors")) < 1e-5
+
+
+def gantk_train(data: Path, out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    tiny = ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.nz=8", "train.batch_size=8"]
+    tiny += ["train.checkpoint_every=2", "train.sample_every=0", "train.tensorboard=false", "train.log_every=1"]
+    args = ["-m", "gantk", "train", "plugins/dcgan", "--nproc", str(nproc), "--data", str(data), "--out", str(out)]
+    args += ["--device", "cpu", *[x for item in tiny for x in ("--set", item)], *extra]
+    return run(args)
+
+
+def test_resume_a_two_process_run_on_two_or_on_one_process(data, tmp_path):
+    straight = tmp_path / "straight"
+    check(gantk_train(data, straight, "--max-steps", "4"))
+
+    halves = tmp_path / "halves"
+    check(gantk_train(data, halves, "--max-steps", "2"))
+    on_one = shutil.copytree(halves, tmp_path / "on_one")
+    resumed = gantk_train(data, halves, "--max-steps", "4", "--resume")
+    check(resumed)
+    assert "resuming from checkpoints/step_00000002 at step 2" in resumed.stderr
+    final = "checkpoints/step_00000004"
+    for net in ("G", "D"):
+        a, b = load_file(straight / final / f"{net}.safetensors"), load_file(halves / final / f"{net}.safetensors")
+        assert max_difference(a, b) == 0.0  # resumed exactly: data position, noise and per-rank state
+
+    # the same checkpoint continued by one process: the global data order and noise carry over
+    single = gantk_train(data, on_one, "--max-steps", "4", "--resume", nproc=1)
+    check(single)
+    assert "written by 2 process(es) and this run has 1" in single.stderr
+    a, b = load_file(straight / final / "G.safetensors"), load_file(on_one / final / "G.safetensors")
+    assert max_difference(a, b) < 1e-5
+
+
+FAILING_PLUGIN = """
+
+_d_loss = DCGAN.d_loss
+
+
+def _failing_d_loss(self, batch, ctx):
+    if ctx.rank == 1 and ctx.step == 2:
+        raise RuntimeError("injected failure on rank 1")
+    return _d_loss(self, batch, ctx)
+
+
+DCGAN.d_loss = _failing_d_loss
+"""
+
+
+def test_a_failed_rank_stops_the_whole_job(data, tmp_path):
+    plugin = shutil.copytree(REPO / "plugins" / "dcgan", tmp_path / "failing_dcgan")
+    with open(plugin / "plugin.py", "a", encoding="utf-8") as fh:
+        fh.write(FAILING_PLUGIN)
+    args = ["-m", "gantk", "train", str(plugin), "--nproc", "2", "--data", str(data), "--out", str(tmp_path / "run")]
+    args += ["--device", "cpu", "--max-steps", "50", "--set", "data.image_size=16", "--set", "model.ngf=4"]
+    args += ["--set", "model.ndf=4", "--set", "train.batch_size=8", "--set", "train.sample_every=0"]
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env=env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=150)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 120
+    assert "injected failure on rank 1" in stderr  # the failing rank's own error
+    assert "[rank 0] lost contact with the other processes" in stderr  # the survivor says why it stops
+    with pytest.raises(ProcessLookupError):  # no rank survived in the job's process group
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.5)
+
+
+def test_sigterm_to_torchrun_saves_one_checkpoint_and_stops_every_rank(data, tmp_path):
+    run_folder = tmp_path / "run"
+    args = ["-m", "gantk", "train", "plugins/dcgan", "--nproc", "2", "--data", str(data), "--out", str(run_folder)]
+    args += ["--device", "cpu", "--max-steps", "100000", "--set", "data.image_size=16", "--set", "model.ngf=4"]
+    args += ["--set", "model.ndf=4", "--set", "train.batch_size=8", "--set", "train.sample_every=0"]
+    args += ["--set", "train.log_every=1", "--set", "train.tensorboard=false"]
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env=env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        metrics = run_folder / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+            time.sleep(0.2)
+        proc.terminate()  # SIGTERM to torchrun, which passes it on to both ranks
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    saved = sorted(p.name for p in (run_folder / "checkpoints").iterdir())
+    assert len(saved) == 1 and saved[0].startswith("step_"), saved
+    step = int(saved[0].removeprefix("step_"))
+    assert f"stopped by SIGTERM at step {step}; checkpoint saved" in stderr
+    assert stderr.count("stopped by SIGTERM") == 1  # said once, by rank 0
+    with pytest.raises(ProcessLookupError):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.5)
