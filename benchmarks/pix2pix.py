@@ -1,57 +1,71 @@
-"""pix2pix throughput on facades: training steps/s through the engine, and the data path's images/s.
+"""pix2pix training speed: gantk's engine vs a plain loop on the same U-Net 256 + 70x70 PatchGAN.
 
-The data path is what feeds each step: the in-memory batch stream plus the on-device jitter (resize
-286, crop 256, flip). It should never be the bottleneck, so both rates are printed side by side. The
-script measures and asserts nothing; results go in benchmarks/README.md with the machine they came from.
+The paper's setting: batch 1, 256x256 crops jittered from 286x286, vanilla GAN loss + 100 x L1. Both
+loops jitter on the device (resize 286, random crop, flip), from synthetic in-memory facade-sized pairs.
+The JSON adds ``data_images_s``, the data path alone (stream, transfer, jitter), and what 200 epochs of
+the 400 - 40 held-out facades pairs (72,000 steps) take at the engine's rate. See _harness.py for the
+rest; it asserts nothing.
 
-    GANTK_DATA=../shared/datasets python benchmarks/pix2pix.py --device cpu --steps 20
-    GANTK_DATA=../shared/datasets python benchmarks/pix2pix.py --device cuda --steps 500 --precision bf16
+    python benchmarks/pix2pix.py --device cpu --steps 10 --warmup 5 --reps 3
+    python benchmarks/pix2pix.py --device cuda --steps 500 --warmup 100 --precision bf16 --compile reduce-overhead
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import time
 
 import torch
-from _timing import steps_per_second_after
+import torch.nn.functional as F
+from _harness import Case, Plain, main, make_plugin, parser, sync
 
-from gantk import registry
+from gantk.data import TensorDataset
 from gantk.data.loader import BatchStream
 from gantk.engine import select_device
 from gantk.plugin import StepContext
 
-
-def make_plugin(args: argparse.Namespace, steps: int):
-    spec, cls = registry.load("pix2pix")
-    layer = {
-        "model": {"ngf": args.ngf, "ndf": args.ngf},
-        "train": {
-            "max_steps": steps,
-            "device": args.device,
-            "precision": args.precision,
-            "channels_last": args.channels_last,
-            "log_every": args.warmup,
-            "sample_every": 0,
-            "eval_every": 0,
-            "checkpoint_every": 0,
-            "tensorboard": False,
-        },
-    }
-    return cls(registry.make_config(spec, cls, [(layer, "benchmark")]))
+STEPS_200_EPOCHS = 200 * 360
 
 
-def data_rate(args: argparse.Namespace) -> float:
-    """Images/s of stream + transfer + jitter alone, synchronised at the end."""
-    plugin = make_plugin(args, 1)
+def jitter(p: Plain, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = F.interpolate(torch.cat([a, b], 1), size=(286, 286), mode="bicubic", align_corners=False).clamp_(-1, 1)
+    top, left = torch.randint(0, 31, (2,)).tolist()
+    x = x[:, :, top : top + 256, left : left + 256]
+    if torch.rand(()) < 0.5:
+        x = x.flip(-1)
+    return x[:, :3], x[:, 3:]
+
+
+def case(ngf: int) -> Case:
+    def data() -> TensorDataset:
+        g = torch.Generator().manual_seed(0)
+        pairs = {k: torch.randint(0, 256, (8, 3, 256, 256), dtype=torch.uint8, generator=g) for k in "AB"}
+        return TensorDataset(pairs, channels=3)
+
+    def plain_step(p: Plain, batch: dict[str, torch.Tensor]) -> None:
+        G, D = p.nets["G"], p.nets["D"]
+        x, y = jitter(p, p.images(batch["A"]), p.images(batch["B"]))
+        with p.autocast():
+            fake = G(x)
+            out_real, out_fake = D(torch.cat([x, y], 1)), D(torch.cat([x, fake.detach()], 1))
+            loss_d = 0.5 * F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
+            loss_d = loss_d + 0.5 * F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake))
+        p.step("D", loss_d)
+        with p.autocast():
+            out = D(torch.cat([x, fake], 1))
+            loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out)) + 100.0 * F.l1_loss(fake, y)
+        p.step("G", loss_g)
+
+    layer = {"data": {"name": "synthetic", "channels": 3}, "model": {"ngf": ngf, "ndf": ngf}}
+    return Case("pix2pix", layer, data, plain_step, images_per_step=1)
+
+
+def data_rate(c: Case, args, n: int) -> float:
+    """Images/s of the engine's data path alone: stream, transfer, uint8 -> float, jitter."""
+    plugin = make_plugin(c, args, 1)
     device = select_device(args.device)
-    plugin.cfg.data.channels = 3
-    train = plugin.build_dataset()
-    stream = BatchStream(train, 1, 0)
+    stream = BatchStream(c.data(), 1, 0)
     ctx = StepContext({}, device, 0, 1, "gan", torch.Generator(device=device), torch.Generator())
-    n = args.steps * 4
 
     def one() -> dict:
         batch = {k: v.to(device).float().div_(127.5).sub_(1) for k, v in next(stream).items()}
@@ -59,54 +73,24 @@ def data_rate(args: argparse.Namespace) -> float:
 
     for _ in range(5):
         one()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     start = time.perf_counter()
     for _ in range(n):
         one()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     return n / (time.perf_counter() - start)
 
 
-def train_rate(args: argparse.Namespace) -> float:
-    plugin = make_plugin(args, args.warmup + args.steps)
-    plugin.cfg.train.log_every = args.warmup
-    return steps_per_second_after(plugin, args.warmup)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--ngf", type=int, default=64, help="ngf = ndf")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps (batch 1)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--channels-last", action="store_true")
-    args = p.parse_args()
-    if args.steps % args.warmup:
-        p.error("--steps must be a multiple of --warmup (both are logging intervals)")
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    machine = torch.cuda.get_device_name() if cuda else f"{platform.machine()}, {torch.get_num_threads()} threads"
-    data = data_rate(args)
-    steps = train_rate(args)
-    full = 200 * 360 / steps
-    print(
-        json.dumps(
-            {
-                "machine": machine,
-                "torch": torch.__version__,
-                "ngf": args.ngf,
-                "precision": args.precision,
-                "channels_last": args.channels_last,
-                "train_steps_s": round(steps, 3),
-                "data_images_s": round(data, 1),
-                "data_over_train": round(data / steps, 1),
-                "full_schedule_hours_at_this_rate": round(full / 3600, 2),
-            }
-        )
-    )
-
-
 if __name__ == "__main__":
-    main()
+    p = parser(__doc__)
+    p.add_argument("--ngf", type=int, default=64, help="ngf = ndf")
+    args = p.parse_args()
+    c = case(args.ngf)
+    result = main(c, args)
+    images = data_rate(c, args, max(20, args.steps * 4))
+    extra = {
+        "data_images_s": round(images, 1),
+        "data_over_train": round(images / result["engine_steps_s"], 1),
+        "minutes_for_200_epochs": round(STEPS_200_EPOCHS / result["engine_steps_s"] / 60, 1),
+    }
+    print(json.dumps({**result, **extra}))

@@ -1,12 +1,13 @@
 """Run by the data-parallel tests under torchrun: train the tiny DCGAN, save every rank's weights.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/engine/ddp_worker.py DATA OUT \\
-        [section.key=value ...]
+        [section.key=value ...] [nan_at=RANK:STEP]
 
 Each rank writes ``OUT/rank<r>.safetensors`` with its own final G and D weights (rank 0 also writes the
 run folder ``OUT/run`` as usual), so a test can compare the ranks with each other and with one process.
 Rank 0 then runs G in training mode alone, as pix2pix's test-time mode does during an evaluation: with
-batch norm synchronised, that must not wait for the other ranks.
+batch norm synchronised, that must not wait for the other ranks. ``nan_at=RANK:STEP`` makes D's loss
+NaN on that rank at that step only; ``OUT/rank<r>.skipped`` then says how many updates the rank skipped.
 """
 
 from __future__ import annotations
@@ -25,14 +26,26 @@ from tests.helpers import tiny_dcgan
 
 def main() -> None:
     data, out = sys.argv[1], Path(sys.argv[2])
-    sections = overrides_to_dict(parse_overrides(sys.argv[3:]))
+    nan_at = [tuple(map(int, a.removeprefix("nan_at=").split(":"))) for a in sys.argv[3:] if a.startswith("nan_at=")]
+    sections = overrides_to_dict(parse_overrides([a for a in sys.argv[3:] if not a.startswith("nan_at=")]))
     _, plugin = tiny_dcgan(data, **sections)
+    if nan_at:
+        d_loss = plugin.d_loss
+
+        def poisoned(batch, ctx):
+            terms = d_loss(batch, ctx)
+            if (ctx.rank, ctx.step) in nan_at:
+                terms["real"] = terms["real"] * float("nan")
+            return terms
+
+        plugin.d_loss = poisoned  # phases() reads the attribute, so the engine's update calls this one
     trainer = Trainer(plugin, out / "run")
     try:
         trainer.fit()
         nets = trainer.nets
         weights = {f"{name}.{k}": v.detach().clone() for name, net in nets.items() for k, v in net.state_dict().items()}
         save_file(weights, out / f"rank{trainer.world.rank}.safetensors")
+        (out / f"rank{trainer.world.rank}.skipped").write_text(str(trainer.nonfinite_skipped))
         if trainer.world.is_main:
             with local_batchnorm(), torch.no_grad():
                 nets["G"].train()(torch.randn(2, plugin.cfg.model.nz))

@@ -95,6 +95,16 @@ def test_without_synchronised_batch_norm_two_processes_differ_from_one(data, one
     assert max((rank0[k] - rank1[k]).abs().max().item() for k in weights) == 0.0  # DDP still syncs gradients
 
 
+def test_a_nan_loss_on_one_rank_skips_that_update_on_every_rank(data, tmp_path):
+    """One verdict for all: a rank skipping its backward pass alone would leave the others waiting."""
+    out = tmp_path / "nan"
+    settings = [*SETTINGS, "train.max_steps=4", "nan_at=1:1"]
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(out), *settings))
+    assert [(out / f"rank{r}.skipped").read_text() for r in (0, 1)] == ["1", "1"]
+    rank0, rank1 = load_file(out / "rank0.safetensors"), load_file(out / "rank1.safetensors")
+    assert max_difference(rank0, rank1) == 0.0
+
+
 def test_two_nodes_on_localhost(data, one_process, tmp_path):
     """Two torchrun invocations, one process each, meeting at a c10d rendezvous on 127.0.0.1."""
     port = free_port()
