@@ -536,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if world.is_main else logging.WARNING  # progress notes once, not once per rank
     logging.basicConfig(level=level, format="gantk: %(message)s", stream=sys.stderr)
     warnings.showwarning = _show_warning
+    if not world.is_main:  # every rank runs the same code: rank 0 says each warning once for all
+        warnings.simplefilter("ignore")
     try:
         return COMMANDS[args.command](args)
     except GantkError as exc:

@@ -264,6 +264,10 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _syncing(self):
             return super().forward(x)
+        return self._synced_forward(x)
+
+    @torch.compiler.disable  # collectives: eager, between the compiled pieces around it
+    def _synced_forward(self, x: torch.Tensor) -> torch.Tensor:
         group = self.process_group or dist.group.WORLD
         dims = [0, *range(2, x.dim())]
         shape = (1, -1, *([1] * (x.dim() - 2)))

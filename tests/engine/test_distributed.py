@@ -84,6 +84,15 @@ def test_two_processes_end_equal_to_each_other_and_to_one_process(data, one_proc
     assert (two / "rank0-alone.ok").is_file()  # G in train mode on rank 0 alone did not wait for rank 1
 
 
+def test_compiled_networks_under_ddp_train_like_one_eager_process(data, one_process, tmp_path):
+    two = tmp_path / "two"
+    settings = [*SETTINGS, "train.compile=default"]
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(two), *settings, timeout=400))
+    rank0, rank1 = load_file(two / "rank0.safetensors"), load_file(two / "rank1.safetensors")
+    assert max_difference(rank0, rank1) == 0.0
+    assert max_difference(rank0, load_file(one_process / "rank0.safetensors")) < 1e-5
+
+
 def test_without_synchronised_batch_norm_two_processes_differ_from_one(data, one_process, tmp_path):
     """The control for the test above: per-rank batch statistics are a different computation."""
     two = tmp_path / "two"
