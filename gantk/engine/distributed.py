@@ -103,10 +103,6 @@ def shutdown() -> None:
     _control = None
 
 
-def control_group() -> dist.ProcessGroup | None:
-    return _control
-
-
 def broadcast(obj: T, world: World) -> T:
     """Rank 0's ``obj`` on every rank (pickled in memory between our own processes, never from a file)."""
     if not world.distributed:
@@ -310,7 +306,3 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
         if new is not child:
             setattr(module, name, new)
     return module
-
-
-def count_batchnorm(module: nn.Module) -> int:
-    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())

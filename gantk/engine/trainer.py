@@ -298,8 +298,14 @@ class Trainer:
         if not self.ready:
             self.setup()
         tc, world = self.cfg.train, self.world
-        reduce = (lambda values: distributed.mean_over_ranks(values, world)) if world.distributed else None
-        logger = RunLogger(self.run, self.step, tc.max_steps, tc.tensorboard, main=world.is_main, reduce=reduce)
+        logger = RunLogger(
+            self.run,
+            self.step,
+            tc.max_steps,
+            tc.tensorboard,
+            main=world.is_main,
+            reduce=lambda means: distributed.mean_over_ranks(means, world),
+        )
         self.logger = logger
         for net in self.nets.values():
             net.train()
@@ -569,9 +575,8 @@ class Trainer:
             "cpu_noise": self.cpu_noise.get_state(),
         }
 
-    def _training_state(self, rngs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def _training_state(self, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything to resume exactly; ``rngs`` holds every rank's random state, rank 0's first."""
-        rngs = rngs or [self._rng_state()]
         state = {
             "step": self.step,
             "best_value": self.best_value,

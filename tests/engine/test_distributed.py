@@ -136,12 +136,39 @@ def test_two_nodes_on_localhost(data, one_process, tmp_path):
     assert max_difference(rank0, load_file(one_process / "rank0.safetensors")) < 1e-5
 
 
+TINY = ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.nz=8", "train.batch_size=8"]
+TINY += ["train.sample_every=0", "train.tensorboard=false", "train.log_every=1"]
+
+
+def train_args(plugin: str | Path, data: Path, out: Path, *extra: str, nproc: int = 2) -> list[str]:
+    """``python -m gantk train`` arguments for the tiny DCGAN on CPU; ``extra`` goes last."""
+    args = ["-m", "gantk", "train", str(plugin), "--nproc", str(nproc), "--data", str(data), "--out", str(out)]
+    return [*args, "--device", "cpu", *[x for item in TINY for x in ("--set", item)], *extra]
+
+
 def gantk_train(data: Path, out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    tiny = ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.nz=8", "train.batch_size=8"]
-    tiny += ["train.checkpoint_every=2", "train.sample_every=0", "train.tensorboard=false", "train.log_every=1"]
-    args = ["-m", "gantk", "train", "plugins/dcgan", "--nproc", str(nproc), "--data", str(data), "--out", str(out)]
-    args += ["--device", "cpu", *[x for item in tiny for x in ("--set", item)], *extra]
-    return run(args)
+    return run(train_args("plugins/dcgan", data, out, "--set", "train.checkpoint_every=2", *extra, nproc=nproc))
+
+
+def start_job(args: list[str]) -> subprocess.Popen:
+    """A job in its own process group, so a test can tell whether any of its processes outlived it."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def assert_no_process_left(job: subprocess.Popen, wait: float = 10) -> None:
+    with pytest.raises(ProcessLookupError):  # no rank survived in the job's process group
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            os.killpg(job.pid, 0)
+            time.sleep(0.5)
 
 
 def test_resume_a_two_process_run_on_two_or_on_one_process(data, tmp_path):
@@ -186,19 +213,8 @@ def test_a_failed_rank_stops_the_whole_job(data, tmp_path):
     plugin = shutil.copytree(REPO / "plugins" / "dcgan", tmp_path / "failing_dcgan")
     with open(plugin / "plugin.py", "a", encoding="utf-8") as fh:
         fh.write(FAILING_PLUGIN)
-    args = ["-m", "gantk", "train", str(plugin), "--nproc", "2", "--data", str(data), "--out", str(tmp_path / "run")]
-    args += ["--device", "cpu", "--max-steps", "50", "--set", "data.image_size=16", "--set", "model.ngf=4"]
-    args += ["--set", "model.ndf=4", "--set", "train.batch_size=8", "--set", "train.sample_every=0"]
     start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env=env(),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_job(train_args(plugin, data, tmp_path / "run", "--max-steps", "50"))
     try:
         _, stderr = proc.communicate(timeout=150)
     finally:
@@ -207,28 +223,12 @@ def test_a_failed_rank_stops_the_whole_job(data, tmp_path):
     assert time.monotonic() - start < 120
     assert "injected failure on rank 1" in stderr  # the failing rank's own error
     assert "[rank 0] lost contact with the other processes" in stderr  # the survivor says why it stops
-    with pytest.raises(ProcessLookupError):  # no rank survived in the job's process group
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            os.killpg(proc.pid, 0)
-            time.sleep(0.5)
+    assert_no_process_left(proc)
 
 
 def test_sigterm_to_torchrun_saves_one_checkpoint_and_stops_every_rank(data, tmp_path):
     run_folder = tmp_path / "run"
-    args = ["-m", "gantk", "train", "plugins/dcgan", "--nproc", "2", "--data", str(data), "--out", str(run_folder)]
-    args += ["--device", "cpu", "--max-steps", "100000", "--set", "data.image_size=16", "--set", "model.ngf=4"]
-    args += ["--set", "model.ndf=4", "--set", "train.batch_size=8", "--set", "train.sample_every=0"]
-    args += ["--set", "train.log_every=1", "--set", "train.tensorboard=false"]
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env=env(),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_job(train_args("plugins/dcgan", data, run_folder, "--max-steps", "100000"))
     try:
         metrics = run_folder / "metrics.jsonl"
         deadline = time.monotonic() + 120
@@ -243,8 +243,4 @@ def test_sigterm_to_torchrun_saves_one_checkpoint_and_stops_every_rank(data, tmp
     step = int(saved[0].removeprefix("step_"))
     assert f"stopped by SIGTERM at step {step}; checkpoint saved" in stderr
     assert stderr.count("stopped by SIGTERM") == 1  # said once, by rank 0
-    with pytest.raises(ProcessLookupError):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            os.killpg(proc.pid, 0)
-            time.sleep(0.5)
+    assert_no_process_left(proc)
