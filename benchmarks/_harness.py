@@ -5,7 +5,10 @@ plugin's config, synthetic in-memory uint8 data of the real shape, and one train
 networks written as a plain PyTorch loop. :func:`main` then
 
 * times the engine (``gantk.engine.Trainer`` on the plugin) and the plain loop, alternating, ``--reps``
-  times, with the same speed switches (``--precision``, ``--channels-last``, ``--compile``) on both;
+  times, with the same speed switches (``--precision``, ``--channels-last``, ``--compile``,
+  ``--cuda-graph``) on both. With CUDA graphs the plain loop is the ceiling: the same networks and
+  losses written by hand, the whole step (data index included) captured in one ``torch.cuda.CUDAGraph``
+  with fused capturable Adam;
 * counts one step's FLOPs (``torch.utils.flop_counter``) and estimates its memory traffic from below
   (every tensor autograd saves is written once and read once, plus Adam's 28 bytes per trained weight);
 * measures the machine's own matmul rate and copy bandwidth, and prints the step's share of each.
@@ -31,6 +34,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from gantk import registry
 from gantk.data import TensorDataset
 from gantk.engine import select_device
+from gantk.engine.graph import resolve_graph_mode
+from gantk.engine.trainer import COMPILE_MODES
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -45,10 +50,13 @@ class Plain:
     precision: str
     channels_last: bool
     scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
+    cache: bool = True  # autocast's weight cache (off inside a CUDA graph)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         dtype = DTYPES.get(self.precision)
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        if not dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=self.cache)
 
     def step(self, name: str, loss: torch.Tensor) -> None:
         """backward + optimizer step of network ``name`` (through its fp16 scaler when there is one)."""
@@ -88,6 +96,7 @@ def make_plugin(case: Case, args: argparse.Namespace, steps: int):
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
+        "cuda_graph": args.cuda_graph,
         "log_every": args.warmup,
         "sample_every": 0,
         "eval_every": 0,
@@ -108,8 +117,15 @@ def engine_rate(case: Case, args: argparse.Namespace, data: TensorDataset) -> fl
     return steps_per_second_after(plugin, args.warmup)
 
 
+def graphs_on(args: argparse.Namespace) -> bool:
+    """Whether the engine runs this setting from CUDA graphs (the plain loop then captures too)."""
+    device = select_device(args.device)
+    return resolve_graph_mode(args.cuda_graph, device, False, args.compile, "")[0] == "on"
+
+
 def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tuple[Plain, Callable[[], None]]:
     device = select_device(args.device)
+    graph = graphs_on(args)
     plugin = make_plugin(case, args, 1)
     plugin.cfg.data.channels = data.channels
     torch.manual_seed(0)
@@ -119,9 +135,9 @@ def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tup
     opts = {}
     for name in case.trained:
         o = plugin.cfg.optim[name]
-        opts[name] = torch.optim.Adam(nets[name].parameters(), lr=o.lr, betas=o.betas, **fused)
+        opts[name] = torch.optim.Adam(nets[name].parameters(), lr=o.lr, betas=o.betas, capturable=graph, **fused)
     if args.compile != "off":
-        nets = {k: torch.compile(v, mode=args.compile) for k, v in nets.items()}
+        nets = {k: torch.compile(v, mode=COMPILE_MODES[args.compile]) for k, v in nets.items()}
     plain = Plain(nets, opts, device, args.precision, args.channels_last)
     if args.precision == "fp16":
         plain.scalers = {k: torch.amp.GradScaler(device.type) for k in opts}
@@ -133,7 +149,30 @@ def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tup
         idx = torch.randint(0, n, (batch_size,), generator=g)
         case.plain_step(plain, data.batch(idx))
 
-    return plain, step
+    if not graph:
+        return plain, step
+    plain.cache = False  # autocast's weight cache is not allowed inside a captured graph
+    on_device = TensorDataset({k: v.to(device) for k, v in data.tensors.items()}, data.channels)
+    index = torch.zeros(batch_size, dtype=torch.long, device=device)
+
+    def whole_step() -> None:
+        case.plain_step(plain, on_device.batch(index))
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            whole_step()
+    torch.cuda.current_stream().wait_stream(side)
+    captured = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(captured):
+        whole_step()
+
+    def replay() -> None:
+        index.copy_(torch.randint(0, n, (batch_size,), generator=g).pin_memory(), non_blocking=True)
+        captured.replay()
+
+    return plain, replay
 
 
 def plain_rate(case: Case, args: argparse.Namespace, data: TensorDataset) -> float:
@@ -155,7 +194,7 @@ def sync(device: torch.device) -> None:
 
 def step_cost(case: Case, args: argparse.Namespace, data: TensorDataset) -> tuple[float, float]:
     """(FLOPs, bytes) of one eager plain step; bytes is a lower bound (saved activations + Adam)."""
-    eager = argparse.Namespace(**{**vars(args), "compile": "off"})
+    eager = argparse.Namespace(**{**vars(args), "compile": "off", "cuda_graph": "off"})
     plain, step = plain_loop(case, eager, data)
     step()  # optimizer state exists from here on
     saved: dict[int, int] = {}
@@ -205,6 +244,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", default="off", choices=["off", "default", "reduce-overhead", "max-autotune"])
+    p.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="train.cuda_graph")
     return p
 
 
@@ -251,6 +291,7 @@ def main(case: Case, args: argparse.Namespace) -> dict:
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
+        "cuda_graph": "on" if graphs_on(args) else "off",
         "engine_steps_s": round(e, 3),
         "plain_steps_s": round(q, 3),
         "engine_images_s": round(e * case.images_per_step, 1),

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from _harness import Case, Plain, main, make_plugin, parser, sync
 
 from gantk.data import TensorDataset
+from gantk.data.jitter import crop, random_offsets
 from gantk.data.loader import BatchStream
 from gantk.engine import select_device
 from gantk.plugin import StepContext
@@ -29,10 +30,8 @@ STEPS_200_EPOCHS = 200 * 360
 
 def jitter(p: Plain, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x = F.interpolate(torch.cat([a, b], 1), size=(286, 286), mode="bicubic", align_corners=False).clamp_(-1, 1)
-    top, left = torch.randint(0, 31, (2,)).tolist()
-    x = x[:, :, top : top + 256, left : left + 256]
-    if torch.rand(()) < 0.5:
-        x = x.flip(-1)
+    draws = torch.rand(len(x), 3, device=x.device)  # on the device: the step stays capturable
+    x = crop(x, random_offsets(draws[:, :2], 31), 256, flip=draws[:, 2] < 0.5)
     return x[:, :3], x[:, 3:]
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from _harness import Case, Plain, main, parser
 
 from gantk.data import TensorDataset
+from gantk.data.jitter import crop, random_offsets
 
 
 def lr_of(hr: torch.Tensor) -> torch.Tensor:
@@ -33,8 +34,8 @@ def case(phase: str, width: int, blocks: int, batch: int) -> Case:
 
     def plain_step(p: Plain, batch: dict[str, torch.Tensor]) -> None:
         G = p.nets["G"]
-        top, left = torch.randint(0, 33, (2,)).tolist()
-        hr = p.images(batch["image"])[:, :, top : top + 96, left : left + 96]
+        tiles = p.images(batch["image"])
+        hr = crop(tiles, random_offsets(torch.rand(len(tiles), 2, device=tiles.device), 33), 96)
         lr = lr_of(hr)
         if phase == "srresnet":
             with p.autocast():

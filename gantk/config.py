@@ -89,8 +89,11 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
-    # torch.compile the networks for training: "default"; "reduce-overhead" also captures CUDA graphs
-    # (for launch-bound steps such as pix2pix at batch 1); "max-autotune" searches kernels; "off": eager
+    # capture each training step once as a CUDA graph and replay it (gantk/engine/graph.py): "auto" is on
+    # for one process on CUDA when the plugin's step allows it; "on" says why when it cannot be; "off"
+    cuda_graph: Literal["auto", "on", "off"] = "auto"
+    # torch.compile the networks for training: "default"; "reduce-overhead" and "max-autotune" (which also
+    # searches kernels) add the engine's whole-step CUDA graph (train.cuda_graph) on CUDA; "off": eager
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     sync_batchnorm: bool = True  # data-parallel runs: batch-norm statistics over the global batch
     dist_timeout_s: int = 1800  # how long a rank waits for the others (rank 0 evaluating alone included)
@@ -127,6 +130,16 @@ class Config:
 # --------------------------------------------------------------------------------------------------
 # Layering: dictionaries merged with a record of where each key came from
 # --------------------------------------------------------------------------------------------------
+
+
+# YAML 1.1 reads off/no/false as False and on/yes/true as True; for a field of words, the bool meant the word
+_YAML_BOOL_WORDS = {False: ("off", "no", "false"), True: ("on", "yes", "true")}
+
+
+def _bool_as_word(value: bool, choices: tuple) -> Any:
+    """The one word among ``choices`` that YAML turned into ``value``; ``value`` itself when none is."""
+    found = [w for w in _YAML_BOOL_WORDS[value] if w in choices]
+    return found[0] if len(found) == 1 else value
 
 
 Origins = dict[str, str]  # dotted key -> human description of the source ("--set", "defaults.yaml")
@@ -281,6 +294,8 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
 
     if origin is Literal:
         choices = get_args(tp)
+        if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
+            value = _bool_as_word(value, choices)
         if value not in choices:
             raise ConfigError(
                 f"config key '{shown}'{_where(path, origins)} must be one of "

@@ -58,10 +58,16 @@ class StepContext:
     max_steps: int
     phase: str
     noise: torch.Generator  # the engine's training-noise generator on the device, saved with checkpoints
-    cpu_noise: torch.Generator  # the same on the CPU: augmentation parameters without a device sync
+    # the same on the CPU, for work outside the training step; inside it, draw on the device with rand /
+    # randn: a value drawn on the CPU is read on the host, and a captured step would repeat it
+    cpu_noise: torch.Generator
     scratch: dict[str, Any] = field(default_factory=dict)
     rank: int = 0  # this process's rank and the number of processes (data-parallel training)
     world_size: int = 1
+    # the number of steps done before this one, on the device. ``step`` is the same number on the host,
+    # but a step captured as a CUDA graph sees the ``step`` of its capture on every replay: a loss whose
+    # values change with the step (an annealed weight) computes them from ``step_tensor``
+    step_tensor: Tensor | None = None
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal noise on the training device, from the checkpointed generator."""
@@ -181,6 +187,17 @@ class GanPlugin:
     def phases(self) -> list[Phase]:
         """The training rhythm: one or more phases of updates."""
         raise NotImplementedError
+
+    def capturable_reason(self) -> str:
+        """Why this plugin's training step, under its config, cannot be captured as a CUDA graph; "" if it can.
+
+        A capturable step reads no tensor value on the host (no ``.item()``, ``bool()``, ``.tolist()``,
+        Python ``if`` on a tensor, or ops whose output size depends on values) and makes the same calls in
+        the same order every step: anything that changes with the step comes from tensors
+        (``ctx.step_tensor``, ``ctx.rand``), not from Python values. The engine checks the first point on
+        a warm-up step and falls back to eager with a warning; the second is the plugin's to declare here.
+        """
+        return ""
 
     # ---- sampling ---------------------------------------------------------------------------------
     def class_names(self) -> tuple[str, ...]:

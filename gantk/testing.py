@@ -14,6 +14,7 @@ prerequisites failed are reported as skipped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import traceback
@@ -34,6 +35,7 @@ CHECKS = (
     "config rejects unknown keys",
     "networks build from the defaults",
     "training steps run and change the weights",
+    "the training step reads no tensor value on the host (CUDA-graph capturable)",
     "generator output matches the data",
     "checkpoint round-trips through safetensors + config.json",
     "sampling is deterministic under a seed",
@@ -128,15 +130,36 @@ def check_plugin(
         return ", ".join(f"{k}: {sum(p.numel() for p in n.parameters()):,} params" for k, n in trainer.nets.items())
 
     def trains() -> str:
+        from gantk.engine.syncs import forbid_host_reads
+
         trainer = state["trainer"]
         before = {k: _parameters(n) for k, n in trainer.nets.items()}
-        state["final"] = trainer.fit()
+        found = state["host_reads"] = []
+        runner = trainer.runner
+
+        def watched(phase, raws, index):  # the first step may set things up lazily: watch the others
+            with forbid_host_reads(trainer.device, found.append) if index else contextlib.nullcontext():
+                runner(phase, raws, index)
+
+        trainer.runner = watched
+        try:
+            state["final"] = trainer.fit()
+        finally:
+            trainer.runner = runner
         trained = sorted(trainer.optimizers)
         after = {k: _parameters(trainer.nets[k]) for k in trained}
         still = [k for k in trained if all(torch.equal(v, after[k][n]) for n, v in before[k].items())]
         if still:
             raise AssertionError(f"{steps} training steps left the weights of {still} unchanged")
         return f"{steps} steps changed {trained}"
+
+    def capturable() -> str:
+        reason = state["trainer"].plugin.capturable_reason()
+        if reason:
+            return f"the plugin declares its step not capturable: {reason}"
+        if state["host_reads"]:
+            raise AssertionError(f"{state['host_reads'][0]} (and {len(state['host_reads']) - 1} more)")
+        return f"steps 2..{steps} read nothing on the host" if steps > 1 else "one step only: nothing to watch"
 
     def output_shape() -> str:
         trainer = state["trainer"]
@@ -186,9 +209,10 @@ def check_plugin(
     check(CHECKS[1], (CHECKS[0],), rejects_unknown)
     check(CHECKS[2], (CHECKS[0],), builds)
     check(CHECKS[3], (CHECKS[2],), trains)
-    check(CHECKS[4], (CHECKS[3],), output_shape)
-    check(CHECKS[5], (CHECKS[3],), round_trip)
-    check(CHECKS[6], (CHECKS[5],), deterministic)
+    check(CHECKS[4], (CHECKS[3],), capturable)
+    check(CHECKS[5], (CHECKS[3],), output_shape)
+    check(CHECKS[6], (CHECKS[3],), round_trip)
+    check(CHECKS[7], (CHECKS[6],), deterministic)
     if tmp is not None:
         tmp.cleanup()
     bad = [r for r in results if r.status != "passed"]

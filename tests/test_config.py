@@ -76,3 +76,11 @@ def test_round_trip_through_plain_dict():
     cfg = resolve(MyConfig, [], ["model.width=5", "train.ema.enabled=true"])
     again = build(MyConfig, to_dict(cfg))
     assert again == cfg
+
+
+def test_yaml_words_off_and_on_mean_the_word_in_a_field_of_words():
+    # YAML 1.1 reads `off` as False: in a field whose choices are words, it is the word
+    cfg = resolve(Config, [], ["train.compile=off", "train.nonfinite=off", "train.cuda_graph=on"])
+    assert (cfg.train.compile, cfg.train.nonfinite, cfg.train.cuda_graph) == ("off", "off", "on")
+    with pytest.raises(ConfigError, match="must be one of 'fp32', 'bf16', 'fp16'; got True"):
+        resolve(Config, [], ["train.precision=yes"])  # no bool word among the choices: still refused

@@ -41,6 +41,9 @@ class TensorDataset(Dataset):
         return {k: v[i] for k, v in self.tensors.items()}
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        device = next(iter(self.tensors.values())).device
+        if device.type == "cuda" and idx.device != device:  # held on the GPU: send the indices, never wait
+            idx = idx.pin_memory().to(device, non_blocking=True)
         return {k: v[idx] for k, v in self.tensors.items()}
 
 

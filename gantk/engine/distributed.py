@@ -175,12 +175,16 @@ class StopFlag:
         return int(self._value.item())
 
 
-def all_true(flag: torch.Tensor, world: World) -> bool:
-    """Whether a boolean tensor is true on every rank (used for the non-finite loss check)."""
+def all_finite(flag: torch.Tensor, world: World) -> torch.Tensor:
+    """A 0-dim bool tensor true where ``flag`` is true on every rank; decided on the device, never read.
+
+    The non-finite loss check: a rank that skipped an update alone would leave the ranks' weights apart.
+    """
+    if not world.distributed:
+        return flag
     value = flag.to(torch.int32).reshape(1)
-    if world.distributed:
-        dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return value.reshape(()).bool()
 
 
 def mean_over_ranks(values: torch.Tensor, world: World) -> torch.Tensor:

@@ -57,3 +57,39 @@ def copy_buffers(source: nn.Module, target: nn.Module) -> None:
     """Copy every buffer (running statistics, counters) of ``source`` into ``target``."""
     for theirs, ours in zip(source.buffers(), target.buffers(), strict=True):
         ours.copy_(theirs)
+
+
+class EmaGenerator:
+    """An exponential moving average of a generator's weights, updated on the device without host reads.
+
+    Each step, after the optimizers: ``ema = lerp(ema, G, w)`` over every weight, and G's buffers copied.
+    ``w`` is 1 (an exact copy) for the steps up to ``start_step + 1`` and ``1 - decay`` after them. It is
+    chosen on the device from the engine's step counter, so the update is one fixed sequence of kernels
+    that a CUDA graph can replay. (The first averaging step copies, as ``AveragedModel`` does.)
+    """
+
+    def __init__(self, G: nn.Module, decay: float, start_step: int) -> None:
+        import copy
+
+        self.module = copy.deepcopy(G)
+        self.module.requires_grad_(False)
+        self.decay = decay
+        self.start_step = start_step
+
+    def n_averaged(self, step: int) -> int:
+        """How many averaging updates (``AveragedModel``'s count) the average holds after ``step`` steps."""
+        return max(0, step - self.start_step)
+
+    @torch.no_grad()
+    def update(self, G: nn.Module, step: Tensor) -> None:
+        """Average G into the copy; ``step`` is the device counter of steps done, this one included."""
+        weight = torch.where(step <= self.start_step + 1, 1.0, 1.0 - self.decay)
+        ours = [p for p in self.module.parameters()]
+        theirs = [p.detach() for p in G.parameters()]
+        floating = [(a, b) for a, b in zip(ours, theirs, strict=True) if a.is_floating_point()]
+        if floating:
+            # the list form takes the weight as a tensor; the single-weight form would read it on the host
+            torch._foreach_lerp_([a for a, _ in floating], [b for _, b in floating], [weight] * len(floating))
+        buffers = list(self.module.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(G.buffers()))

@@ -30,21 +30,28 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gantk import __version__
 from gantk.config import dump_yaml, to_dict
+from gantk.data.datasets import TensorDataset
 from gantk.data.loader import BatchStream
 from gantk.engine import checkpoint as ckpt
 from gantk.engine import distributed
-from gantk.engine.ema import copy_buffers, recalibrate_batchnorm
+from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
+from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.logger import RunLogger
-from gantk.engine.optim import build_optimizer, build_scheduler
+from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
+from gantk.engine.step import StepParts, TrainStep
 from gantk.errors import CheckpointError, GantkError, NonFiniteError, PluginError, TrainingStopped
-from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
+from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
 from gantk.sampling import save_grid
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: torch.compile mode per ``train.compile``: the engine captures whole steps as CUDA graphs itself, so
+#: torch.compile's own graphs (reduce-overhead, max-autotune) are left off and ask for the engine's
+COMPILE_MODES = {"default": "default", "reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+#: in-memory datasets up to this size live on the GPU, so a batch is one index on the device
+DEVICE_DATA_BYTES = 2 << 30
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -162,14 +169,9 @@ class Trainer:
         self.phases = self.plugin.phases()
         self._check_phases()
         trained = {u.network for p in self.phases for u in p.updates}
-        self.ema: AveragedModel | None = None
+        self.ema: EmaGenerator | None = None
         if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
-            self.ema = AveragedModel(
-                self.nets[self.plugin.generator],
-                multi_avg_fn=get_ema_multi_avg_fn(tc.ema.decay),
-                use_buffers=False,  # weights only: buffers follow G, batch norm is re-estimated (ema.py)
-            )
-            self.ema.requires_grad_(False)
+            self.ema = EmaGenerator(self.nets[self.plugin.generator], tc.ema.decay, tc.ema.start_step)
         self._ema_calibrated_at: int | None = None
         if world.distributed and tc.sync_batchnorm:
             self.nets = {k: distributed.convert_sync_batchnorm(v, self.device) for k, v in self.nets.items()}
@@ -184,6 +186,7 @@ class Trainer:
         )
         self._wrap_networks()
 
+        self.dataset = self._data_on_device(self.dataset)
         self.stream = BatchStream(
             self.dataset,
             tc.batch_size,
@@ -201,11 +204,49 @@ class Trainer:
             self.sample_inputs = None
         if world.rank:  # per-rank streams from here on: dropout and other draws differ between ranks
             seed_everything(rank_seed(tc.seed, world.rank), tc.deterministic)
+        self.train_step = TrainStep(
+            StepParts(
+                plugin=self.plugin,
+                nets=self.nets,
+                step_nets=self.step_nets,
+                frozen_step_nets=self.frozen_step_nets,
+                optimizers=self.optimizers,
+                scalers=self.scalers,
+                ema=self.ema,
+                device=self.device,
+                noise=self.noise,
+                cpu_noise=self.cpu_noise,
+                world=world,
+                autocast_dtype=self.autocast_dtype,
+                channels_last=tc.channels_last,
+                grad_clip=tc.grad_clip,
+                nonfinite=tc.nonfinite,
+                max_steps=tc.max_steps,
+            )
+        )
         if resume_from is not None:
             self._load(resume_from)
+        mode, why = resolve_graph_mode(
+            tc.cuda_graph, self.device, world.distributed, tc.compile, self.plugin.capturable_reason()
+        )
+        if why and world.is_main:
+            warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
+        record = cuda_graph_recorder([self.noise]) if mode == "on" else None
+        self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
         distributed.main_first(self._check_disk_space, world)
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
+
+    def _data_on_device(self, dataset):
+        """An in-memory dataset that fits moves to the GPU: each batch is then one index there."""
+        if self.device.type != "cuda" or not isinstance(dataset, TensorDataset):
+            return dataset
+        size = sum(t.numel() * t.element_size() for t in dataset.tensors.values())
+        if size > min(DEVICE_DATA_BYTES, torch.cuda.get_device_properties(self.device).total_memory // 8):
+            return dataset
+        return TensorDataset(
+            {k: v.to(self.device) for k, v in dataset.tensors.items()}, dataset.channels, dataset.class_names
+        )
 
     def _wrap_networks(self) -> None:
         """What the loss functions call: DDP around each trained network, compiled when asked.
@@ -214,9 +255,16 @@ class Trainer:
         computes no weight gradients there, so there is nothing to synchronise.
         """
         tc = self.cfg.train
+        if tc.compile != "off" and tc.channels_last and self.device.type == "cuda" and self.world.is_main:
+            warnings.warn(  # measured on an H100 with PyTorch 2.11; see benchmarks/README.md
+                "train.compile with train.channels_last can fail in inductor's convolution backward on CUDA "
+                "(a stride assertion); if it does, drop one of them. channels_last with train.cuda_graph "
+                "(compile off) is the fastest measured setting.",
+                stacklevel=2,
+            )
 
         def compiled(module: nn.Module) -> nn.Module:
-            return module if tc.compile == "off" else torch.compile(module, mode=tc.compile)
+            return module if tc.compile == "off" else torch.compile(module, mode=COMPILE_MODES[tc.compile])
 
         self.step_nets: dict[str, nn.Module] = {}
         self.frozen_step_nets: dict[str, nn.Module] = {}
@@ -227,9 +275,6 @@ class Trainer:
                 self.frozen_step_nets[name] = compiled(net)
             else:
                 self.step_nets[name] = self.frozen_step_nets[name] = compiled(net)
-
-    def _nets_for(self, upd: Update) -> dict[str, nn.Module]:
-        return {k: self.frozen_step_nets[k] if k in upd.freeze else v for k, v in self.step_nets.items()}
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
@@ -320,29 +365,16 @@ class Trainer:
             while self.step < tc.max_steps:
                 self.stop_flag.start(self.stop_signal)  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
-                ctx = StepContext(
-                    self.step_nets,
-                    self.device,
-                    self.step,
-                    tc.max_steps,
-                    phase.name,
-                    self.noise,
-                    self.cpu_noise,
-                    rank=world.rank,
-                    world_size=world.size,
-                )
-                batch = self._next_batch(ctx)  # one batch per step, shared by its updates
-                for upd in phase.updates:
-                    ctx.nets = self._nets_for(upd)
-                    for r in range(upd.repeat):
-                        logger.accumulate(self._update(upd, batch if r == 0 else self._next_batch(ctx), ctx))
+                raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase))]
+                self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
                 self.step += 1
                 self._after_step()
                 step = self.step
                 if step % tc.log_every == 0 or step == tc.max_steps:
-                    logger.log_interval(
-                        step, phase.name, {f"lr/{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
-                    )
+                    self._check_nonfinite()
+                    values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, world))
+                    lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in self.optimizers.items()}
+                    logger.log_interval(step, phase.name, {**values, **lrs})
                 else:
                     logger.advance(step)
                 if tc.sample_every and (step % tc.sample_every == 0 or step == tc.max_steps):
@@ -359,6 +391,8 @@ class Trainer:
                 last_saved = self.save()
         finally:
             self._restore_signal_handlers(previous)
+            with contextlib.suppress(NonFiniteError):
+                self._check_nonfinite(stop=False)
             if self.nonfinite_skipped:
                 logger.write(self.step, {"nonfinite_skipped": self.nonfinite_skipped})
             logger.close()
@@ -392,84 +426,41 @@ class Trainer:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
-    def _next_batch(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        batch = next(self.stream)
-        out = {}
-        for key, value in batch.items():
-            value = value.to(self.device, non_blocking=True)
-            if value.dtype == torch.uint8 and value.dim() == 4:  # images: uint8 -> float in [-1, 1]
-                value = value.float().div_(127.5).sub_(1.0)
-                if self.cfg.train.channels_last:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            out[key] = value
-        return self.plugin.prepare_batch(out, ctx)
+    def _next_raw_batch(self) -> Batch:
+        """The stream's next batch on the device, as stored (uint8 images): the step converts it."""
+        return {k: v.to(self.device, non_blocking=True) for k, v in next(self.stream).items()}
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _update(self, upd: Update, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        """One optimizer step of ``upd.network`` on the sum of the plugin's loss terms."""
-        opt = self.optimizers[upd.network]
-        frozen = [p for name in upd.freeze for p in self.nets[name].parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            opt.zero_grad(set_to_none=True)
-            with self._autocast():
-                terms = upd.loss(batch, ctx)
-            if not isinstance(terms, dict) or not terms:
-                raise PluginError(
-                    f"plugin '{self.cfg.plugin}': the loss for '{upd.network}' must return a non-empty dict of "
-                    f"loss tensors, got {type(terms).__name__}."
-                )
-            loss = sum(t.float() for t in terms.values())
-            # one verdict for all ranks: a rank that skipped the backward pass alone would stall the rest
-            if self.cfg.train.nonfinite != "off" and not distributed.all_true(torch.isfinite(loss), self.world):
-                bad = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-                if self.cfg.train.nonfinite == "stop":
-                    raise NonFiniteError(
-                        f"the loss of '{upd.network}' is not finite at step {self.step} ({bad}); stopped "
-                        f"(train.nonfinite=stop). The newest checkpoint in {self.run / 'checkpoints'} is intact."
-                    )
-                self.nonfinite_skipped += 1
-                self.logger.message(f"step {self.step}: non-finite loss for '{upd.network}' ({bad}); update skipped")
-                return {}
-            scaler = self.scalers.get(upd.network)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if self.cfg.train.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(self.nets[upd.network].parameters(), self.cfg.train.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                if self.cfg.train.grad_clip:
-                    nn.utils.clip_grad_norm_(self.nets[upd.network].parameters(), self.cfg.train.grad_clip)
-                opt.step()
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-        out = {f"{upd.network}/{k}": v.detach() for k, v in terms.items()}
-        if len(terms) > 1:
-            out[f"{upd.network}/loss"] = loss.detach()
-        return out
-
     def _after_step(self) -> None:
+        """Host work between steps: the schedule writes the next rates into the optimizers' lr tensors."""
         with warnings.catch_warnings():  # a network idle in this phase (SRGAN's D in phase 1) still follows
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)  # the step
             for sched in self.schedulers.values():
                 sched.step()
-        if self.ema is not None:
-            G = self.nets[self.plugin.generator]
-            if self.step <= self.cfg.train.ema.start_step:
-                self.ema.module.load_state_dict(G.state_dict())
-            else:
-                self.ema.update_parameters(G)
-                copy_buffers(G, self.ema.module)
-            self._ema_calibrated_at = None
+        self._ema_calibrated_at = None
+
+    def _check_nonfinite(self, stop: bool = True) -> None:
+        """Read the device's count of skipped updates (one host read): say so, or stop under ``stop``.
+
+        Called at log intervals, before every checkpoint and at the end. A skipped update changed
+        nothing, so under ``train.nonfinite=stop`` the weights are still those of before the bad step,
+        but no checkpoint is written past it.
+        """
+        for net, (count, first) in self.train_step.meter.skipped().items():
+            self.nonfinite_skipped += count
+            if stop and self.cfg.train.nonfinite == "stop":
+                raise NonFiniteError(
+                    f"the loss of '{net}' is not finite at step {first}; stopped (train.nonfinite=stop). The "
+                    f"newest checkpoint in {self.run / 'checkpoints'} is intact."
+                )
+            self.logger.message(
+                f"step {first}: non-finite loss for '{net}'; update skipped"
+                + (f" ({count} updates skipped by step {self.step})" if count > 1 else "")
+            )
 
     # ------------------------------------------------------------------ sampling and evaluation
     def sampling_generator(self) -> nn.Module:
@@ -506,7 +497,7 @@ class Trainer:
         for n in self.nets.values():
             n.eval()
         if self.ema is not None:
-            self.ema.eval()
+            self.ema.module.eval()
         try:  # rank 0 alone: batch norm in train mode (pix2pix's test mode) must not wait for the others
             with torch.no_grad(), self._autocast(), distributed.local_batchnorm():
                 yield
@@ -591,11 +582,13 @@ class Trainer:
             state["world_size"] = len(rngs)
             state["rng_other_ranks"] = rngs[1:]
         if self.ema is not None:
-            state["ema_n_averaged"] = self.ema.n_averaged
+            state["ema_n_averaged"] = self.ema.n_averaged(self.step)
         return state
 
     def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint (every rank calls this; rank 0 writes it, with every rank's random state)."""
+        if self.ready:
+            self._check_nonfinite()  # never checkpoint past a non-finite loss under nonfinite=stop
         rngs = distributed.gather(self._rng_state(), self.world)
         return distributed.main_first(lambda: self._write_checkpoint(folder, extra, rngs), self.world)
 
@@ -654,12 +647,12 @@ class Trainer:
             ema_file = folder / f"{self.plugin.generator}_ema.safetensors"
             if ema_file.exists():
                 ckpt.load_weights(self.ema.module, ema_file)
-                self.ema.n_averaged.copy_(state.get("ema_n_averaged", self.ema.n_averaged))
             else:
                 self.ema.module.load_state_dict(self.nets[self.plugin.generator].state_dict())
         for key, opt in self.optimizers.items():
             if key in state["optimizers"]:
                 opt.load_state_dict(state["optimizers"][key])
+                rates_on_device(opt, self.device)
         for key, sched in self.schedulers.items():
             if key in state["schedulers"]:
                 sched.load_state_dict(state["schedulers"][key])
@@ -669,6 +662,7 @@ class Trainer:
         self.stream.load_state_dict(state["data"])  # global batches taken: valid on any number of ranks
         self._load_rng(state)
         self.step = int(state["step"])
+        self.train_step.step_tensor.fill_(self.step)
         self.best_value = state.get("best_value")
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
         if not self.world.is_main:

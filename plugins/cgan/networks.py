@@ -10,14 +10,20 @@ they are LeakyReLU + dropout, the common modern substitute.)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gantk.errors import ConfigError
 
 
 def one_hot(y: Tensor, num_classes: int, like: Tensor) -> Tensor:
-    return F.one_hot(y.long(), num_classes).to(like.dtype)
+    """(N,) class indices -> (N, num_classes) one-hot rows in ``like``'s dtype.
+
+    Written as a comparison rather than ``F.one_hot``, which checks the indices' range on the host (a
+    GPU sync every call, and no CUDA-graph capture). Labels are checked where they enter: the dataset
+    and ``sample_inputs``.
+    """
+    classes = torch.arange(num_classes, device=y.device)
+    return (y.long()[:, None] == classes).to(like.dtype)
 
 
 def _stages(image_size: int) -> int:

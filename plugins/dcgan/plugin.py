@@ -132,8 +132,11 @@ class DCGAN(GanPlugin):
         return [Phase.alternating(self.d_loss, self.g_loss)]
 
     def _noisy(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        sigma = self.cfg.loss.instance_noise * (1.0 - ctx.step / ctx.max_steps)
-        return x + sigma * ctx.randn(*x.shape) if sigma > 0 else x
+        if self.cfg.loss.instance_noise <= 0:
+            return x
+        step = ctx.step_tensor if ctx.step_tensor is not None else torch.tensor(ctx.step, device=x.device)
+        sigma = self.cfg.loss.instance_noise * (1.0 - step.float() / ctx.max_steps)  # annealed, on the device
+        return x + sigma * ctx.randn(*x.shape)
 
     def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         G, D = ctx.nets["G"], ctx.nets["D"]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.data import TensorDataset, load_dataset
+from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.sampling import save_grid
 
@@ -135,19 +135,15 @@ class Pix2Pix(GanPlugin):
         return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
 
     def prepare_batch(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Random jitter, the same for input and target: resize to load_size, crop, flip."""
+        """Random jitter, the same for input and target: resize to load_size, crop, flip (on the device)."""
         d = self.cfg.data
         x = torch.cat(self._split(batch), dim=1)  # crop and flip the pair as one image
         if d.load_size != d.image_size:
             x = F.interpolate(x, size=(d.load_size, d.load_size), mode="bicubic", align_corners=False).clamp_(-1, 1)
-        span = d.load_size - d.image_size + 1
-        crops = []
-        params = torch.randint(0, span, (len(x), 2), generator=ctx.cpu_noise).tolist()
-        flips = (torch.rand(len(x), generator=ctx.cpu_noise) < 0.5).tolist()
-        for img, (top, left), flip in zip(x, params, flips, strict=True):
-            img = img[:, top : top + d.image_size, left : left + d.image_size]
-            crops.append(img.flip(-1) if (d.flip and flip) else img)
-        x = torch.stack(crops)
+        n = len(x)
+        offsets = jitter.random_offsets(ctx.rand(n, 2), d.load_size - d.image_size + 1)
+        flips = ctx.rand(n) < 0.5 if d.flip else None
+        x = jitter.crop(x, offsets, d.image_size, flips)
         c = x.shape[1] // 2
         return {"input": x[:, :c], "target": x[:, c:]}
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
-from gantk.data import TensorDataset, locate
+from gantk.data import TensorDataset, jitter, locate
 from gantk.data.sr import SRPair, bicubic_downscale, hr_patches, load_sr_benchmark
 from gantk.errors import ConfigError, DataError
 from gantk.losses import VGGContentLoss, load_vgg19_features
@@ -129,20 +129,13 @@ class SRGAN(GanPlugin):
         return dataset
 
     def prepare_batch(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Random ``patch`` crop per tile, random flip / rotation per batch, then LR by bicubic."""
+        """Random ``patch`` crop per tile, a random flip / 90-degree rotation per patch, then LR by bicubic."""
         d, scale = self.cfg.data, self.cfg.model.scale
         tiles = batch["image"]
-        n, room = len(tiles), d.tile - d.patch + 1
-        offsets = torch.randint(0, room, (n, 2), generator=ctx.cpu_noise).tolist()
-        hr = torch.stack([t[:, y : y + d.patch, x : x + d.patch] for t, (y, x) in zip(tiles, offsets, strict=True)])
+        n = len(tiles)
+        hr = jitter.crop(tiles, jitter.random_offsets(ctx.rand(n, 2), d.tile - d.patch + 1), d.patch)
         if d.augment:
-            flip, turns = (
-                torch.randint(0, 2, (1,), generator=ctx.cpu_noise).item(),
-                torch.randint(0, 4, (1,), generator=ctx.cpu_noise).item(),
-            )
-            if flip:
-                hr = hr.flip(-1)
-            hr = torch.rot90(hr, int(turns), dims=(-2, -1))
+            hr = jitter.dihedral(hr, ctx.rand(n, 3) < 0.5)
         lr = bicubic_downscale(hr, scale).clamp(-1, 1)
         return {"hr": hr.contiguous(), "lr": lr}
 

@@ -1,0 +1,237 @@
+"""One training step, as a fixed sequence of device work with no host reads.
+
+:class:`TrainStep` runs every update of a phase on its batches: the plugin's losses, backward passes,
+optimizer steps, the EMA update, the loss sums for the log and the non-finite check. Nothing in it
+reads a tensor value on the host, so the CPU can queue step after step without waiting for the GPU,
+and :mod:`gantk.engine.graph` can capture it once as a CUDA graph and replay it. The engine runs this
+same function in every mode (eager on the CPU, eager on a GPU, replayed from a graph), which is what
+makes their results equal.
+
+How the usual host decisions stay on the device:
+
+* loss terms are summed into :class:`DeviceMeter` tensors, read once per log interval;
+* a non-finite loss masks its optimizer step (``found_inf`` of the fused optimizers, or a put-back;
+  :func:`gantk.engine.optim.masked_step`) and is counted on the device, with the first step it happened
+  at; the engine reads the count at log intervals and before any checkpoint, and stops there under
+  ``train.nonfinite=stop``;
+* learning rates are device tensors that the schedule fills between steps;
+* the step counter ``ctx.step_tensor`` lives on the device and is advanced inside the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gantk.engine import distributed
+from gantk.engine.ema import EmaGenerator
+from gantk.engine.optim import masked_step
+from gantk.errors import PluginError
+from gantk.plugin import Batch, GanPlugin, Phase, StepContext, Update
+
+
+class DeviceMeter:
+    """Sums and counts of logged values, kept on the device; :meth:`read` is the one host read."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+        self.nonfinite: dict[str, torch.Tensor] = {}  # network -> updates skipped since the last read
+        self.first_bad: dict[str, torch.Tensor] = {}  # network -> first step with a skipped update, or -1
+
+    def _zeros(self, table: dict[str, torch.Tensor], key: str, fill: float = 0, dtype=torch.float32) -> torch.Tensor:
+        if key not in table:  # created in the first (eager) step, before any capture
+            table[key] = torch.full((), fill, dtype=dtype, device=self.device)
+        return table[key]
+
+    def add(self, key: str, value: torch.Tensor, weight: torch.Tensor | None) -> None:
+        """Add ``value`` (0-dim) to the sum of ``key``; ``weight`` (bool) False leaves it out."""
+        value = value.detach().float()
+        total, count = self._zeros(self.sums, key), self._zeros(self.counts, key)
+        if weight is None:
+            total.add_(value)
+            count.add_(1)
+        else:
+            total.add_(torch.where(weight, value, 0.0))
+            count.add_(weight.to(torch.float32))
+
+    def count_nonfinite(self, network: str, finite: torch.Tensor, step: torch.Tensor) -> None:
+        bad = ~finite
+        self._zeros(self.nonfinite, network, dtype=torch.int64).add_(bad.to(torch.int64))
+        first = self._zeros(self.first_bad, network, fill=-1, dtype=torch.int64)
+        first.copy_(torch.where(bad & (first < 0), step, first))
+
+    def means(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+        """The interval means (averaged over ranks by ``reduce``), then zeroed in place.
+
+        One host read. The sums are zeroed in place because a captured graph keeps adding into the same
+        tensors. A value whose every update was skipped (non-finite) has no mean and is left out.
+        """
+        keys = list(self.sums)
+        if not keys:
+            return {}
+        means = torch.stack([self.sums[k] / self.counts[k].clamp(min=1) for k in keys])
+        if reduce is not None:
+            means = reduce(means)
+        counts = torch.stack([self.counts[k] for k in keys])
+        host = torch.cat([means.double(), counts.double()]).tolist()
+        for t in (*self.sums.values(), *self.counts.values()):
+            t.zero_()
+        return {k: host[i] for i, k in enumerate(keys) if host[len(keys) + i] > 0}
+
+    def skipped(self) -> dict[str, tuple[int, int]]:
+        """``{network: (updates skipped, first step)}`` since the last call (one host read), then reset."""
+        nets = list(self.nonfinite)
+        if not nets:
+            return {}
+        host = torch.cat(
+            [torch.stack([self.nonfinite[n] for n in nets]), torch.stack([self.first_bad[n] for n in nets])]
+        )
+        host = host.tolist()
+        for t in self.nonfinite.values():
+            t.zero_()
+        for t in self.first_bad.values():
+            t.fill_(-1)
+        return {net: (host[j], host[len(nets) + j]) for j, net in enumerate(nets) if host[j]}
+
+
+@dataclass
+class StepParts:
+    """What a step works on; the trainer builds it once (``setup``) and keeps it."""
+
+    plugin: GanPlugin
+    nets: dict[str, nn.Module]  # the plain modules
+    step_nets: dict[str, nn.Module]  # what losses call: DDP-wrapped and/or compiled
+    frozen_step_nets: dict[str, nn.Module]  # the same, unwrapped, for a network frozen in an update
+    optimizers: dict[str, torch.optim.Optimizer]
+    scalers: dict[str, torch.amp.GradScaler]
+    ema: EmaGenerator | None
+    device: torch.device
+    noise: torch.Generator
+    cpu_noise: torch.Generator
+    world: distributed.World
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+    grad_clip: float
+    nonfinite: str  # skip | stop | off
+    max_steps: int
+
+
+class TrainStep:
+    """``step(phase, raw_batches, index)`` runs one training step; see the module docstring."""
+
+    def __init__(self, parts: StepParts) -> None:
+        self.parts = parts
+        self.step_tensor = torch.zeros((), dtype=torch.int64, device=parts.device)  # steps done
+        self.meter = DeviceMeter(parts.device)
+        self.autocast_cache = True  # off under graph capture (PyTorch's rule for autocast in graphs)
+
+    @staticmethod
+    def batches_needed(phase: Phase) -> int:
+        """Raw batches one step of ``phase`` takes: one shared, plus one per extra repeat."""
+        return 1 + sum(u.repeat - 1 for u in phase.updates)
+
+    def __call__(self, phase: Phase, raws: list[Batch], index: int) -> None:
+        p = self.parts
+        ctx = StepContext(
+            p.step_nets,
+            p.device,
+            index,
+            p.max_steps,
+            phase.name,
+            p.noise,
+            p.cpu_noise,
+            rank=p.world.rank,
+            world_size=p.world.size,
+            step_tensor=self.step_tensor,
+        )
+        fresh = iter(raws[1:])
+        shared = self.prepare(raws[0], ctx)  # one batch per step, shared by its updates
+        for upd in phase.updates:
+            ctx.nets = {k: p.frozen_step_nets[k] if k in upd.freeze else v for k, v in p.step_nets.items()}
+            for r in range(upd.repeat):
+                self.update(upd, shared if r == 0 else self.prepare(next(fresh), ctx), ctx)
+        self.step_tensor.add_(1)
+        if p.ema is not None:
+            p.ema.update(p.nets[p.plugin.generator], self.step_tensor)
+
+    def prepare(self, raw: Batch, ctx: StepContext) -> Batch:
+        """uint8 images -> float in [-1, 1] (channels_last when asked), then the plugin's prepare_batch."""
+        out = {}
+        for key, value in raw.items():
+            if value.dtype == torch.uint8 and value.dim() == 4:
+                value = value.float().div_(127.5).sub_(1.0)
+                if self.parts.channels_last:
+                    value = value.contiguous(memory_format=torch.channels_last)
+            out[key] = value
+        out = self.parts.plugin.prepare_batch(out, ctx)
+        if self.parts.channels_last:  # crops and gathers in prepare_batch may return the default layout
+            out = {
+                k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+                for k, v in out.items()
+            }
+        return out
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.parts.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.parts.device.type, dtype=dtype, cache_enabled=self.autocast_cache)
+
+    def update(self, upd: Update, batch: Batch, ctx: StepContext) -> None:
+        """One optimizer step of ``upd.network`` on the sum of the plugin's loss terms (masked if not finite)."""
+        p = self.parts
+        opt = p.optimizers[upd.network]
+        frozen = [q for name in upd.freeze for q in p.nets[name].parameters() if q.requires_grad]
+        for q in frozen:
+            q.requires_grad_(False)
+        try:
+            opt.zero_grad(set_to_none=True)
+            with self.autocast():
+                terms = upd.loss(batch, ctx)
+            if not isinstance(terms, dict) or not terms:
+                raise PluginError(
+                    f"plugin '{p.plugin.cfg.plugin}': the loss for '{upd.network}' must return a non-empty dict "
+                    f"of loss tensors, got {type(terms).__name__}."
+                )
+            loss = sum(t.float() for t in terms.values())
+            finite = None
+            if p.nonfinite != "off":  # one verdict for all ranks, decided on the device
+                finite = distributed.all_finite(torch.isfinite(loss), p.world)
+                self.meter.count_nonfinite(upd.network, finite, self.step_tensor)
+            params = list(p.nets[upd.network].parameters())
+            scaler = p.scalers.get(upd.network)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if finite is not None:  # a NaN loss with finite gradients: make the scaler skip it too
+                    _poison_gradients(params, finite)
+                if p.grad_clip:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(params, p.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if p.grad_clip:
+                    nn.utils.clip_grad_norm_(params, p.grad_clip)
+                masked_step(opt, finite)
+        finally:
+            for q in frozen:
+                q.requires_grad_(True)
+        for key, value in terms.items():
+            self.meter.add(f"{upd.network}/{key}", value, finite)
+        if len(terms) > 1:
+            self.meter.add(f"{upd.network}/loss", loss, finite)
+
+
+def _poison_gradients(params: list[nn.Parameter], finite: torch.Tensor) -> None:
+    """Make one gradient NaN where ``finite`` is false, so GradScaler's own check skips the step."""
+    for q in params:
+        if q.grad is not None:
+            q.grad.add_(torch.where(finite, 0.0, float("nan")).to(q.grad.dtype))
+            return
