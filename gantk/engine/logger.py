@@ -1,8 +1,8 @@
 """Where training numbers go: ``metrics.jsonl``, TensorBoard, and the console (bar or plain lines).
 
-Loss terms are accumulated on the device and read back only every ``log_every`` steps, so logging
-costs one synchronisation per interval instead of one per loss term per step. In a data-parallel run
-every rank accumulates, the interval means are averaged over the ranks, and rank 0 alone writes.
+Loss terms are summed on the device by the training step (``gantk.engine.step.DeviceMeter``) and read
+back only every ``log_every`` steps, so logging costs one synchronisation per interval. In a
+data-parallel run the interval means are averaged over the ranks, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,7 +33,7 @@ def format_seconds(seconds: float) -> str:
 
 
 class RunLogger:
-    """``main=False`` (ranks other than 0) writes nothing; ``reduce`` averages interval means over ranks."""
+    """``main=False`` (ranks other than 0) writes nothing."""
 
     def __init__(
         self,
@@ -44,15 +42,11 @@ class RunLogger:
         max_steps: int,
         tensorboard: bool = True,
         main: bool = True,
-        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.run = run
         self.main = main
-        self.reduce = reduce
         self.jsonl = open(run / "metrics.jsonl", "a", encoding="utf-8") if main else None  # noqa: SIM115
         self.max_steps = max_steps
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
         self.last_step, self.last_time = start_step, time.perf_counter()
         self.start_step, self.start_time = start_step, self.last_time
         self.tb = None
@@ -82,31 +76,14 @@ class RunLogger:
             self.task = self.progress.add_task("train", total=max_steps, completed=start_step, rate="", losses="")
             self.progress.start()
 
-    def accumulate(self, terms: dict[str, torch.Tensor]) -> None:
-        for key, value in terms.items():
-            if key in self.sums:
-                self.sums[key] += value.detach().float()
-                self.counts[key] += 1
-            else:
-                self.sums[key] = value.detach().float().clone()
-                self.counts[key] = 1
-
-    def log_interval(self, step: int, phase: str, extra: dict[str, float] | None = None) -> dict[str, float]:
-        """Average what was accumulated since the last call, and write it everywhere."""
+    def log_interval(self, step: int, phase: str, values: dict[str, float]) -> dict[str, float]:
+        """Write one interval's values (means over it, learning rates) everywhere, with the rate and ETA."""
         now = time.perf_counter()
-        values = {}
-        if self.sums:
-            keys = list(self.sums)
-            means = torch.stack([self.sums[k] / self.counts[k] for k in keys])
-            if self.reduce is not None:
-                means = self.reduce(means)
-            values = dict(zip(keys, means.cpu().tolist(), strict=True))
-        self.sums, self.counts = {}, {}
+        values = dict(values)
         if not self.main:
             return values
         rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
         self.last_step, self.last_time = step, now
-        values.update(extra or {})
         self.write(step, {"phase": phase, "steps_per_s": rate, **values})
         done = step - self.start_step
         overall = done / max(now - self.start_time, 1e-9)

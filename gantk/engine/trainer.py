@@ -349,7 +349,6 @@ class Trainer:
             tc.max_steps,
             tc.tensorboard,
             main=world.is_main,
-            reduce=lambda means: distributed.mean_over_ranks(means, world),
         )
         self.logger = logger
         for net in self.nets.values():
