@@ -152,7 +152,7 @@ def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tup
     if not graph:
         return plain, step
     plain.cache = False  # autocast's weight cache is not allowed inside a captured graph
-    on_device = TensorDataset({k: v.to(device) for k, v in data.tensors.items()}, data.channels)
+    on_device = data.to(device)
     index = torch.zeros(batch_size, dtype=torch.long, device=device)
 
     def whole_step() -> None:

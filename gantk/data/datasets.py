@@ -40,6 +40,10 @@ class TensorDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[i] for k, v in self.tensors.items()}
 
+    def to(self, device: torch.device | str) -> TensorDataset:
+        """The same items held on ``device`` (the engine keeps small datasets on the GPU)."""
+        return TensorDataset({k: v.to(device) for k, v in self.tensors.items()}, self.channels, self.class_names)
+
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         device = next(iter(self.tensors.values())).device
         if device.type == "cuda" and idx.device != device:  # held on the GPU: send the indices, never wait

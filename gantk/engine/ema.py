@@ -12,6 +12,7 @@ mode on a few batches of its own inputs and take the cumulative average of the b
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 import torch
@@ -54,9 +55,12 @@ def recalibrate_batchnorm(
 
 @torch.no_grad()
 def copy_buffers(source: nn.Module, target: nn.Module) -> None:
-    """Copy every buffer (running statistics, counters) of ``source`` into ``target``."""
-    for theirs, ours in zip(source.buffers(), target.buffers(), strict=True):
-        ours.copy_(theirs)
+    """Copy every buffer (running statistics, counters) of ``source`` into ``target``, in one launch."""
+    ours, theirs = list(target.buffers()), list(source.buffers())
+    if len(ours) != len(theirs):
+        raise ValueError(f"{len(theirs)} buffers to copy into a module with {len(ours)}")
+    if ours:
+        torch._foreach_copy_(ours, theirs)
 
 
 class EmaGenerator:
@@ -69,8 +73,6 @@ class EmaGenerator:
     """
 
     def __init__(self, G: nn.Module, decay: float, start_step: int) -> None:
-        import copy
-
         self.module = copy.deepcopy(G)
         self.module.requires_grad_(False)
         self.decay = decay
@@ -84,12 +86,7 @@ class EmaGenerator:
     def update(self, G: nn.Module, step: Tensor) -> None:
         """Average G into the copy; ``step`` is the device counter of steps done, this one included."""
         weight = torch.where(step <= self.start_step + 1, 1.0, 1.0 - self.decay)
-        ours = [p for p in self.module.parameters()]
-        theirs = [p.detach() for p in G.parameters()]
-        floating = [(a, b) for a, b in zip(ours, theirs, strict=True) if a.is_floating_point()]
-        if floating:
-            # the list form takes the weight as a tensor; the single-weight form would read it on the host
-            torch._foreach_lerp_([a for a, _ in floating], [b for _, b in floating], [weight] * len(floating))
-        buffers = list(self.module.buffers())
-        if buffers:
-            torch._foreach_copy_(buffers, list(G.buffers()))
+        ours, theirs = list(self.module.parameters()), [p.detach() for p in G.parameters()]
+        # the list form takes the weight as a tensor; the single-weight form would read it on the host
+        torch._foreach_lerp_(ours, theirs, [weight] * len(ours))
+        copy_buffers(G, self.module)

@@ -7,7 +7,7 @@ kernels once and replays them with one launch. :class:`StepRunner` does that for
 :class:`gantk.engine.step.TrainStep`, which is written to be capturable (no host reads):
 
 1. The first ``WARMUP`` steps of a phase run eagerly on a side stream (cuDNN picks its algorithms,
-   lazy state is created, compiled kernels are built). The first of them runs under
+   lazy state is created, compiled kernels are built). The last of them runs under
    :func:`gantk.engine.syncs.forbid_host_reads` in recording mode: a plugin whose step reads a tensor
    on the host is found there, named, and trained eagerly instead, with one warning.
 2. The next step is captured: its raw batches are copied into static buffers, the step is recorded
@@ -90,7 +90,6 @@ class StepRunner:
         self.check_host_reads = check_host_reads
         self.graphs: dict[str, _Captured] = {}
         self.warm: dict[str, int] = {}
-        self.fallback_reason = ""  # set when graphs were asked for and training went eager
 
     @property
     def enabled(self) -> bool:
@@ -154,5 +153,4 @@ class StepRunner:
         self.record = None
         self.step.autocast_cache = True
         self.graphs.clear()
-        self.fallback_reason = reason
         warnings.warn(f"CUDA graphs off, training eagerly: {reason}", stacklevel=3)

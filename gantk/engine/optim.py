@@ -28,18 +28,16 @@ def build_optimizer(
     params = [p for p in params if p.requires_grad]
     lr = torch.tensor(float(cfg.lr), device=device)
     if cfg.name == "adam":
-        opt = torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
-    elif cfg.name == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
-    elif cfg.name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True)
-    elif cfg.name == "rmsprop":  # no fused kernel: capturable keeps its step count on the device
-        opt = torch.optim.RMSprop(
+        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.name == "rmsprop":  # no fused kernel: capturable keeps its step count on the device
+        return torch.optim.RMSprop(
             params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, capturable=device.type == "cuda"
         )
-    else:
-        raise ValueError(cfg.name)  # unreachable: the config is validated
-    return opt
+    raise ValueError(cfg.name)  # unreachable: the config is validated
 
 
 def rates_on_device(opt: torch.optim.Optimizer, device: torch.device) -> None:

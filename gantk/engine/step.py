@@ -34,8 +34,16 @@ from gantk.errors import PluginError
 from gantk.plugin import Batch, GanPlugin, Phase, StepContext, Update
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None, cache: bool = True) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device`` (nothing for fp32); ``cache=False`` inside a captured graph."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
+
+
 class DeviceMeter:
-    """Sums and counts of logged values, kept on the device; :meth:`read` is the one host read."""
+    """Sums and counts of logged values and skipped updates, kept on the device until :meth:`means` /
+    :meth:`skipped` read them (one host read each)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -162,15 +170,11 @@ class TrainStep:
 
     def prepare(self, raw: Batch, ctx: StepContext) -> Batch:
         """uint8 images -> float in [-1, 1] (channels_last when asked), then the plugin's prepare_batch."""
-        out = {}
-        for key, value in raw.items():
-            if value.dtype == torch.uint8 and value.dim() == 4:
-                value = value.float().div_(127.5).sub_(1.0)
-                if self.parts.channels_last:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            out[key] = value
+        out = {
+            k: v.float().div_(127.5).sub_(1.0) if v.dtype == torch.uint8 and v.dim() == 4 else v for k, v in raw.items()
+        }
         out = self.parts.plugin.prepare_batch(out, ctx)
-        if self.parts.channels_last:  # crops and gathers in prepare_batch may return the default layout
+        if self.parts.channels_last:  # after prepare_batch, whose crops and gathers decide the layout
             out = {
                 k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
                 for k, v in out.items()
@@ -178,10 +182,7 @@ class TrainStep:
         return out
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        dtype = self.parts.autocast_dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.parts.device.type, dtype=dtype, cache_enabled=self.autocast_cache)
+        return autocast(self.parts.device, self.parts.autocast_dtype, cache=self.autocast_cache)
 
     def update(self, upd: Update, batch: Batch, ctx: StepContext) -> None:
         """One optimizer step of ``upd.network`` on the sum of the plugin's loss terms (masked if not finite)."""

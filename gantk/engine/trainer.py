@@ -41,7 +41,7 @@ from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
-from gantk.engine.step import StepParts, TrainStep
+from gantk.engine.step import StepParts, TrainStep, autocast
 from gantk.errors import CheckpointError, GantkError, NonFiniteError, PluginError, TrainingStopped
 from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
 from gantk.sampling import save_grid
@@ -244,9 +244,7 @@ class Trainer:
         size = sum(t.numel() * t.element_size() for t in dataset.tensors.values())
         if size > min(DEVICE_DATA_BYTES, torch.cuda.get_device_properties(self.device).total_memory // 8):
             return dataset
-        return TensorDataset(
-            {k: v.to(self.device) for k, v in dataset.tensors.items()}, dataset.channels, dataset.class_names
-        )
+        return dataset.to(self.device)
 
     def _wrap_networks(self) -> None:
         """What the loss functions call: DDP around each trained network, compiled when asked.
@@ -390,8 +388,7 @@ class Trainer:
                 last_saved = self.save()
         finally:
             self._restore_signal_handlers(previous)
-            with contextlib.suppress(NonFiniteError):
-                self._check_nonfinite(stop=False)
+            self._check_nonfinite(stop=False)
             if self.nonfinite_skipped:
                 logger.write(self.step, {"nonfinite_skipped": self.nonfinite_skipped})
             logger.close()
@@ -430,9 +427,7 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in next(self.stream).items()}
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return autocast(self.device, self.autocast_dtype)
 
     def _after_step(self) -> None:
         """Host work between steps: the schedule writes the next rates into the optimizers' lr tensors."""
