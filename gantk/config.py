@@ -12,17 +12,66 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
 from gantk.errors import ConfigError
 
 T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranges: every numeric field says which values it accepts, checked when the config is built
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts, attached as ``Annotated[int, Range(1)]``.
+
+    Checking the range when the config is built means a value that would make training hang, diverge
+    silently or crash hours in (a batch of -1, a negative warm-up, a decay of 2) is refused before any
+    work starts, in one paragraph naming the field.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    hi_open: bool = False  # hi itself is excluded (betas < 1)
+    lo_open: bool = False  # lo itself is excluded (gamma > 0)
+
+    def __contains__(self, value: float) -> bool:
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return not (self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)))
+
+    def describe(self) -> str:
+        low = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo}"
+        high = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi}"
+        return " and ".join(x for x in (low, high) if x) or "any value"
+
+
+#: sizes and counts that must be at least 1 (a batch, a log interval)
+PositiveInt = Annotated[int, Range(1)]
+#: counts, steps and intervals where 0 means "none" or "off"
+Count = Annotated[int, Range(0)]
+#: a network's width or depth: at least 1, and short of sizes no machine holds (the memory check is separate)
+Width = Annotated[int, Range(1, 1 << 16)]
+#: an image side in pixels
+Side = Annotated[int, Range(1, 1 << 15)]
+#: weights of loss terms, noise levels, learning rates: zero or more
+NonNegative = Annotated[float, Range(0)]
+#: a probability or a mixing weight in [0, 1]
+Unit = Annotated[float, Range(0, 1)]
+#: Adam's betas, momentum: [0, 1)
+Beta = Annotated[float, Range(0, 1, hi_open=True)]
+#: a seed every random generator gantk seeds takes (torch, numpy modulo 2**32, python)
+Seed = Annotated[int, Range(0, 2**63 - 1)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,12 +85,12 @@ class DataConfig:
 
     name: str = ""  # a registered dataset name (mnist, facades, att_faces) or a path
     kind: str = ""  # loader kind (image_folder, mnist, paired); empty: from the card or the folder
-    image_size: int = 64  # square side the images are resized and centre-cropped to
-    channels: int = 0  # 1 grey, 3 RGB; 0: take it from the dataset (resolved before training)
+    image_size: Side = 64  # square side the images are resized and centre-cropped to
+    channels: Literal[0, 1, 3] = 0  # 1 grey, 3 RGB; 0: take it from the dataset (resolved before training)
     split: str = "train"
-    limit: int = 0  # use only the first N items (0: all); handy for smoke tests
+    limit: Count = 0  # use only the first N items (0: all); handy for smoke tests
     preload: Literal["auto", "always", "never"] = "auto"  # decode once into memory
-    num_workers: int = 0  # DataLoader workers when not preloaded
+    num_workers: Annotated[int, Range(0, 256)] = 0  # DataLoader workers when not preloaded
     on_error: Literal["raise", "skip"] = "raise"  # unreadable files: stop naming the file, or skip and count
 
 
@@ -50,10 +99,10 @@ class OptimConfig:
     """One optimizer; ``optim`` maps each trained network's name to one of these."""
 
     name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # sgd / rmsprop only
+    lr: NonNegative = 2e-4
+    betas: tuple[Beta, Beta] = (0.5, 0.999)
+    weight_decay: NonNegative = 0.0
+    momentum: Beta = 0.0  # sgd / rmsprop only
 
 
 @dataclass
@@ -61,10 +110,10 @@ class ScheduleConfig:
     """Learning-rate schedule, stepped once per generator step, the same for every optimizer."""
 
     name: Literal["constant", "linear_decay", "cosine", "step"] = "constant"
-    warmup_steps: int = 0  # linear warm-up from 0
-    decay_start: int = 0  # linear_decay: hold the rate until this step, then decay linearly to 0
-    step_size: int = 0  # step: multiply by gamma every step_size steps
-    gamma: float = 0.1
+    warmup_steps: Count = 0  # linear warm-up from 0
+    decay_start: Count = 0  # linear_decay: hold the rate until this step, then decay linearly to 0
+    step_size: Count = 0  # step: multiply by gamma every step_size steps
+    gamma: Annotated[float, Range(0, lo_open=True)] = 0.1
 
 
 @dataclass
@@ -72,20 +121,22 @@ class EMAConfig:
     """Exponential moving average of the generator's weights (used for sampling when enabled)."""
 
     enabled: bool = False
-    decay: float = 0.999
-    start_step: int = 0  # copy the weights as they are until this step
+    decay: Unit = 0.999
+    start_step: Count = 0  # copy the weights as they are until this step
     # batch norm: re-estimate the EMA generator's statistics from this many batches of its own samples
     # before it is used (gantk/engine/ema.py says why); 0 uses the raw generator's statistics
-    calibration_batches: int = 16
+    calibration_batches: Count = 16
 
 
 @dataclass
 class TrainConfig:
     """How the engine runs the loop."""
 
-    batch_size: int = 64  # the global batch: split evenly over the processes of a data-parallel run
-    max_steps: int = 10_000  # generator steps (one pass over a phase's updates is one step)
-    seed: int = 0
+    batch_size: Annotated[int, Range(1, 1 << 20)] = (
+        64  # the global batch: split evenly over the processes of a data-parallel run
+    )
+    max_steps: Count = 10_000  # generator steps (one pass over a phase's updates is one step)
+    seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
@@ -96,16 +147,19 @@ class TrainConfig:
     # searches kernels) add the engine's whole-step CUDA graph (train.cuda_graph) on CUDA; "off": eager
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     sync_batchnorm: bool = True  # data-parallel runs: batch-norm statistics over the global batch
-    dist_timeout_s: int = 1800  # how long a rank waits for the others (rank 0 evaluating alone included)
+    dist_timeout_s: PositiveInt = 1800  # how long a rank waits for the others (rank 0 evaluating alone included)
     deterministic: bool = False  # torch.use_deterministic_algorithms; slower, bit-exact resume on GPU
-    grad_clip: float = 0.0  # max global grad norm per update; 0: off
+    grad_clip: NonNegative = 0.0  # max global grad norm per update; 0: off
     nonfinite: Literal["skip", "stop", "off"] = "skip"  # a NaN/inf loss: skip that update (counted), or stop
-    log_every: int = 50
-    sample_every: int = 500
-    sample_count: int = 64  # images in each periodic sample grid
-    eval_every: int = 0  # 0: no periodic evaluation
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2  # newest step checkpoints kept (the best one is kept apart)
+    log_every: PositiveInt = 50
+    sample_every: Count = 500  # 0: no sample grids
+    sample_count: Annotated[int, Range(1, 1024)] = 64  # images in each periodic sample grid
+    eval_every: Count = 0  # 0: no periodic evaluation
+    checkpoint_every: Count = 1000  # 0: only the final checkpoint (and checkpoint_minutes)
+    # also save when this many minutes of training passed since the last checkpoint, so that a preempted
+    # or killed job loses at most that much work; 0: by steps only
+    checkpoint_minutes: NonNegative = 30.0
+    keep_checkpoints: PositiveInt = 2  # newest step checkpoints kept (the best one is kept apart)
     best_metric: str = ""  # an evaluation metric name; empty: the plugin's default
     best_mode: Literal["min", "max"] = "min"
     tensorboard: bool = True
@@ -132,14 +186,56 @@ class Config:
 # --------------------------------------------------------------------------------------------------
 
 
-# YAML 1.1 reads off/no/false as False and on/yes/true as True; for a field of words, the bool meant the word
-_YAML_BOOL_WORDS = {False: ("off", "no", "false"), True: ("on", "yes", "true")}
+class Plain(str):
+    """A plain (unquoted) YAML scalar: its text as written, and what YAML 1.1 would read it as.
+
+    YAML reads ``off`` as False, ``007`` as 7 and ``1e3`` as a string; which is meant depends on the
+    field. :func:`build` decides by the field's type: a string field gets the text, a field of words
+    (``Literal``) gets the text when it is one of the words, a number or bool field gets the value.
+    """
+
+    value: Any
+
+    def __new__(cls, text: str, value: Any) -> Plain:
+        obj = super().__new__(cls, text)
+        obj.value = value
+        return obj
 
 
-def _bool_as_word(value: bool, choices: tuple) -> Any:
-    """The one word among ``choices`` that YAML turned into ``value``; ``value`` itself when none is."""
-    found = [w for w in _YAML_BOOL_WORDS[value] if w in choices]
-    return found[0] if len(found) == 1 else value
+class _PlainLoader(yaml.SafeLoader):
+    """YAML's safe loader, but bools, numbers and dates come back as :class:`Plain` (text + value)."""
+
+
+def _keeping_text(construct):
+    def constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Plain:
+        return Plain(node.value, construct(loader, node))
+
+    return constructor
+
+
+for _tag, _construct in (
+    ("bool", yaml.SafeLoader.construct_yaml_bool),
+    ("int", yaml.SafeLoader.construct_yaml_int),
+    ("float", yaml.SafeLoader.construct_yaml_float),
+    ("timestamp", yaml.SafeLoader.construct_yaml_timestamp),
+):
+    _PlainLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _keeping_text(_construct))
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text for a config: plain scalars other than strings and null come back as :class:`Plain`."""
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` with every :class:`Plain` replaced by what YAML reads it as (for untyped fields)."""
+    if isinstance(value, Plain):
+        return value.value
+    if isinstance(value, dict):
+        return {plain_value(k): plain_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_value(v) for v in value]
+    return value
 
 
 Origins = dict[str, str]  # dotted key -> human description of the source ("--set", "defaults.yaml")
@@ -149,11 +245,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is a :class:`ConfigError` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start} cannot be decoded); a config is a YAML file "
+            "saved as UTF-8."
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if data is None:
@@ -168,6 +269,13 @@ def merge(base: dict[str, Any], override: dict[str, Any], source: str, origins: 
     out = dict(base)
     for key, value in override.items():
         dotted = f"{prefix}{key}"
+        if isinstance(out.get(key), dict) and not isinstance(value, dict):
+            if value is None:  # "train:" with nothing under it sets nothing
+                continue
+            raise ConfigError(
+                f"config key '{dotted}' (from {source}) is a section of keys ({', '.join(map(str, out[key]))}); "
+                f"got the single value {value!r}. Give keys under it, or leave it out."
+            )
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, source, origins, dotted + ".")
         else:
@@ -193,9 +301,11 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {item!r} is not of the form section.key=value (for example train.batch_size=64).")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if value is None:  # "--set data.name=null" or "~": the text, for a string field
+            value = Plain(raw.strip(), None)
         parsed.append((key, value))
     return parsed
 
@@ -227,14 +337,14 @@ def build(cls: type[T], data: dict[str, Any], origins: Origins | None = None) ->
 
 
 def _where(path: str, origins: Origins) -> str:
-    src = origins.get(path)
+    src = origins.get(path) or origins.get(path.split("[")[0])
     return f" (from {src})" if src else ""
 
 
 def _all_keys(cls: type, prefix: str = "") -> list[str]:
     """Every dotted key path a dataclass accepts, for 'did you mean' suggestions."""
     keys = []
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for f in dataclasses.fields(cls):
         dotted = f"{prefix}{f.name}"
         keys.append(dotted)
@@ -248,6 +358,16 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
     origin = get_origin(tp)
     shown = path or "<root>"
 
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        converted = _convert(base, value, path, origins, root)
+        for rng in (e for e in extras if isinstance(e, Range)):
+            if converted not in rng:
+                raise ConfigError(
+                    f"config key '{shown}'{_where(path, origins)} must be {rng.describe()}; got {converted!r}."
+                )
+        return converted
+
     if dataclasses.is_dataclass(tp):
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
@@ -256,7 +376,7 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
                 f"config key '{shown}'{_where(path, origins)} must be a mapping of "
                 f"{', '.join(f.name for f in dataclasses.fields(tp))}; got {value!r}."
             )
-        hints = typing.get_type_hints(tp)
+        hints = typing.get_type_hints(tp, include_extras=True)
         names = {f.name for f in dataclasses.fields(tp)}
         kwargs = {}
         for key, sub in value.items():
@@ -275,7 +395,7 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
                     f"unknown config key '{dotted}'{_where(dotted, origins)}.{hint} "
                     f"Valid keys in '{shown}' are: {valid}."
                 )
-            kwargs[key] = _convert(hints[key], sub, dotted, origins, root)
+            kwargs[str(key)] = _convert(hints[key], sub, dotted, origins, root)
         return tp(**kwargs)
 
     if origin in (Union, types.UnionType):
@@ -294,14 +414,25 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
 
     if origin is Literal:
         choices = get_args(tp)
-        if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
-            value = _bool_as_word(value, choices)
-        if value not in choices:
+        given = value
+        if isinstance(value, Plain):  # the word as written when it is one of the choices (off, on, yes)
+            value = str(value) if str(value) in choices else value.value
+        elif isinstance(value, str) and value not in choices and any(type(c) is int for c in choices):
+            value = _int_or_none(value)
+        if isinstance(value, bool) or value not in choices:
             raise ConfigError(
                 f"config key '{shown}'{_where(path, origins)} must be one of "
-                f"{', '.join(repr(c) for c in choices)}; got {value!r}."
+                f"{', '.join(repr(c) for c in choices)}; got {_shown(given)}."
             )
         return value
+
+    if isinstance(value, Plain):  # a field that is not words: the value YAML reads (text for a string)
+        if tp is str:
+            value = str(value)
+        elif tp is int and _int_or_none(value) is not None:  # decimal as written: 010 is ten, not octal eight
+            value = _int_or_none(value)
+        else:
+            value = value.value
 
     if origin is dict:
         key_tp, val_tp = get_args(tp)
@@ -330,25 +461,30 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
         return tuple(items) if origin is tuple else items
 
     if tp is Any:
-        return value
+        return plain_value(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(_type_error(shown, path, origins, "true or false", value))
+        raise ConfigError(_type_error(shown, path, origins, "true or false (also: yes/no, on/off)", value))
     if tp is int:
+        if isinstance(value, str):  # "64" quoted in a file, or given where a number was meant
+            value = _int_or_none(value) if _int_or_none(value) is not None else value
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(_type_error(shown, path, origins, "an integer", value))
+        raise ConfigError(_type_error(shown, path, origins, "a whole number", value))
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = value
         if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if not math.isfinite(number):
+                raise ConfigError(_type_error(shown, path, origins, "a finite number", value))
+            return float(number)
         raise ConfigError(_type_error(shown, path, origins, "a number", value))
     if tp is str:
         if isinstance(value, str):
@@ -359,8 +495,21 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
     raise ConfigError(f"config key '{shown}' has a type gantk cannot check: {tp!r}.")
 
 
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        return None
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it: a plain YAML word as its text."""
+    return repr(str(value)) if isinstance(value, Plain) else repr(value)
+
+
 def _type_error(shown: str, path: str, origins: Origins, expected: str, value: Any) -> str:
-    return f"config key '{shown}'{_where(path, origins)} must be {expected}; got {value!r} ({type(value).__name__})."
+    kind = "word" if isinstance(value, Plain) else type(value).__name__
+    return f"config key '{shown}'{_where(path, origins)} must be {expected}; got {_shown(value)} ({kind})."
 
 
 def to_dict(cfg: Any) -> Any:

@@ -63,12 +63,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, GanPlugin, Phase, StepContext
+from gantk.config import Width
 
 
 @dataclass
-class Model:
-    nz: int = 64  # length of the noise vector
-    width: int = 32  # channels of the widest hidden layer
+class Model:  # every number has a range (gantk.config): a bad value is refused before any work
+    nz: Width = 64  # length of the noise vector
+    width: Width = 32  # channels of the widest hidden layer
 
 
 @dataclass

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
+from gantk.config import PositiveInt, Range, Seed, Width
 from gantk.errors import ConfigError, DataError
 from gantk.metrics import classifier as clf
 from gantk.sampling import sample_per_class, save_grid
@@ -37,20 +38,20 @@ log = logging.getLogger("gantk")
 @dataclass
 class CGANModel:
     arch: Literal["conv", "mlp"] = "conv"
-    nz: int = 100  # length of z
-    ngf: int = 32  # conv: G's channels at the last hidden layer
-    ndf: int = 32  # conv: D's channels at the first layer
-    hidden: list[int] = field(default_factory=lambda: [256, 512, 1024])  # mlp: G's widths; D uses them reversed
-    dropout: float = 0.3  # mlp: D's dropout
+    nz: Width = 100  # length of z
+    ngf: Width = 32  # conv: G's channels at the last hidden layer
+    ndf: Width = 32  # conv: D's channels at the first layer
+    hidden: list[Width] = field(default_factory=lambda: [256, 512, 1024])  # mlp: G's widths; D uses them reversed
+    dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.3  # mlp: D's dropout
     class_names: list[str] = field(default_factory=list)  # filled from the dataset when empty
 
 
 @dataclass
 class CGANEval:
     classifier: str = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
-    classifier_steps: int = 500
-    samples_per_class: int = 100
-    seed: int = 0
+    classifier_steps: PositiveInt = 500
+    samples_per_class: Annotated[int, Range(1, 100_000)] = 100
+    seed: Seed = 0
 
 
 @dataclass

@@ -17,26 +17,30 @@ and MNIST-sized runs); the number of (de)convolution blocks follows from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, GanPlugin, Phase, StepContext
+from gantk.config import NonNegative, Range, Width
 from gantk.errors import ConfigError
 
 
 @dataclass
 class DCGANModel:
-    nz: int = 100  # length of z
-    ngf: int = 64  # G's channels at the last hidden layer (doubling towards the input)
-    ndf: int = 64  # D's channels at the first layer (doubling towards the output)
+    nz: Width = 100  # length of z
+    ngf: Width = 64  # G's channels at the last hidden layer (doubling towards the input)
+    ndf: Width = 64  # D's channels at the first layer (doubling towards the output)
 
 
 @dataclass
 class DCGANLoss:
-    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
-    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed to 0 over training
+    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = (
+        0.0  # one-sided: D's target for real images is 1 - label_smoothing
+    )
+    instance_noise: NonNegative = 0.0  # std of Gaussian noise added to D's inputs, annealed to 0 over training
 
 
 @dataclass

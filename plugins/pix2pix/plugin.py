@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import kornia
 import torch
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
+from gantk.config import Count, NonNegative, Range, Side, Width
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.sampling import save_grid
@@ -33,31 +34,31 @@ from .networks import PatchDiscriminator, UNetGenerator, init_weights
 @dataclass
 class Pix2PixData(DataConfig):
     direction: Literal["AtoB", "BtoA"] = "BtoA"  # facades: B (label map, right half) -> A (photo)
-    load_size: int = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
+    load_size: Side = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
     flip: bool = True
-    holdout: int = 40  # the last N pairs: evaluation only, never trained on
+    holdout: Count = 40  # the last N pairs: evaluation only, never trained on
 
 
 @dataclass
 class Pix2PixModel:
-    ngf: int = 64
-    ndf: int = 64
-    num_downs: int = 8  # U-Net depth; inputs are padded to multiples of 2**num_downs
-    n_layers: int = 3  # PatchGAN depth: 3 = 70x70, 0 = 1x1 PixelGAN, 5 = 286x286
+    ngf: Width = 64
+    ndf: Width = 64
+    num_downs: Annotated[int, Range(1, 12)] = 8  # U-Net depth; inputs are padded to multiples of 2**num_downs
+    n_layers: Annotated[int, Range(0, 8)] = 3  # PatchGAN depth: 3 = 70x70, 0 = 1x1 PixelGAN, 5 = 286x286
     norm: Literal["batch", "instance"] = "batch"
-    dropout: float = 0.5
+    dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.5
 
 
 @dataclass
 class Pix2PixLoss:
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla"  # BCE-with-logits, or least squares
-    lambda_l1: float = 100.0
+    lambda_l1: NonNegative = 100.0
 
 
 @dataclass
 class Pix2PixEpochs:
-    constant: int = 100  # epochs at the initial rate
-    decay: int = 100  # epochs of linear decay to zero
+    constant: Count = 100  # epochs at the initial rate
+    decay: Count = 100  # epochs of linear decay to zero
 
 
 @dataclass

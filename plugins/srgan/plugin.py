@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
+from gantk.config import Count, NonNegative, PositiveInt, Range, Side, Width
 from gantk.data import TensorDataset, jitter, locate
 from gantk.data.sr import SRPair, bicubic_downscale, hr_patches, load_sr_benchmark
 from gantk.errors import ConfigError, DataError
@@ -46,18 +47,18 @@ log = logging.getLogger("gantk")
 class SRData(DataConfig):
     name: str = "sr"
     train_sets: list[str] = field(default_factory=lambda: ["T91/HR", "BSDS200/HR"])  # under data.name; []: itself
-    patch: int = 96  # HR crop the networks train on (D's input size)
-    tile: int = 128  # HR tiles kept in memory; each batch crops a random patch from each tile
-    stride: int = 64  # distance between tiles
+    patch: Side = 96  # HR crop the networks train on (D's input size)
+    tile: Side = 128  # HR tiles kept in memory; each batch crops a random patch from each tile
+    stride: PositiveInt = 64  # distance between tiles
     augment: bool = True  # random flips and 90-degree rotations
 
 
 @dataclass
 class SRModel:
-    scale: int = 4
-    width: int = 64  # G's channels
-    blocks: int = 16  # G's residual blocks
-    d_width: int = 64  # D's first channels (64 ... 512 in the paper)
+    scale: Literal[2, 4, 8] = 4
+    width: Width = 64  # G's channels
+    blocks: Annotated[int, Range(1, 256)] = 16  # G's residual blocks
+    d_width: Width = 64  # D's first channels (64 ... 512 in the paper)
     skip: Literal["none", "bicubic"] = "none"  # "bicubic": add the bicubic upscale to G's output (not the paper)
 
 
@@ -66,20 +67,20 @@ class SRLoss:
     pixel: Literal["mse", "l1"] = "mse"  # phase 1 loss (the paper: MSE)
     content: Literal["vgg", "pixel"] = "vgg"  # phase 2 content loss
     vgg_weights: str = "torchvision"  # a VGG19 file, "torchvision" (its loader), or "" (none: pixel fallback)
-    vgg_layer: tuple[int, int] = (5, 4)  # phi_{i,j}
-    vgg_scale: float = 1 / 12.75**2  # the paper rescales VGG features by 1/12.75
-    adversarial: float = 1e-3
+    vgg_layer: tuple[Annotated[int, Range(1, 5)], Annotated[int, Range(1, 4)]] = (5, 4)  # phi_{i,j}
+    vgg_scale: NonNegative = 1 / 12.75**2  # the paper rescales VGG features by 1/12.75
+    adversarial: NonNegative = 1e-3
 
 
 @dataclass
 class SRPhases:
-    srresnet: int = 1_000_000  # steps of phase 1; phase 2 runs from here to train.max_steps
+    srresnet: Count = 1_000_000  # steps of phase 1; phase 2 runs from here to train.max_steps
 
 
 @dataclass
 class SREval:
     benchmarks: list[str] = field(default_factory=lambda: ["Set5", "Set14"])  # under data.name, or paths
-    tile: int = 128  # LR tile side for whole-image inference (evaluation, gantk upscale)
+    tile: Annotated[int, Range(1, 8192)] = 128  # LR tile side for whole-image inference (evaluation, gantk upscale)
 
 
 @dataclass

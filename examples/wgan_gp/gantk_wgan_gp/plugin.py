@@ -12,25 +12,27 @@ A different training rhythm, and the engine is unchanged: ``Phase.alternating(..
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import torch
 from torch import nn
 
 from gantk import Config, GanPlugin, Phase, StepContext
+from gantk.config import NonNegative, Range, Width
 from gantk.errors import ConfigError
 
 
 @dataclass
 class WGANGPModel:
-    nz: int = 128
-    ngf: int = 64
-    ndf: int = 64
+    nz: Width = 128
+    ngf: Width = 64
+    ndf: Width = 64
 
 
 @dataclass
 class WGANGPLoss:
-    gp_weight: float = 10.0
-    critic_steps: int = 5
+    gp_weight: NonNegative = 10.0
+    critic_steps: Annotated[int, Range(1, 100)] = 5
 
 
 @dataclass
