@@ -50,3 +50,9 @@ class NonFiniteError(GantkError):
     """A loss or the weights became NaN/inf and the policy is to stop."""
 
     same_on_every_rank = True
+
+
+class RunFailed(GantkError):
+    """Something after a training step failed (a sample grid, an evaluation); the step was saved first."""
+
+    exit_code = 1

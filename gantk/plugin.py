@@ -243,6 +243,11 @@ class GanPlugin:
         """
         return {}
 
+    def metric_names(self) -> tuple[str, ...]:
+        """The names :meth:`evaluate` reports under this config, so that ``train.best_metric`` is checked
+        before training starts; empty when they depend on the data (then the first evaluation checks)."""
+        return ()
+
     # ---- image-to-image inference -----------------------------------------------------------------
     def translate(self, G: nn.Module, image: Tensor, train_mode: bool = False) -> Tensor:
         """Map one input image (1, C, H, W) in [-1, 1] to an output image, for ``gantk translate``."""

@@ -74,10 +74,16 @@ def all_specs() -> list[PluginSpec]:
     return builtin_specs() + installed_specs()
 
 
-def find(ref: str) -> PluginSpec:
-    """Resolve a plugin reference: a folder path, ``dist:name``, or a registered name."""
+def find(ref: str, allow_path: bool = True) -> PluginSpec:
+    """Resolve a plugin reference: a folder path, ``dist:name``, or a registered name.
+
+    ``allow_path=False`` takes only registered names: for a name read from a file (a checkpoint's
+    config.json), which must never lead to importing code from a folder the user did not name.
+    """
     path = Path(ref).expanduser()
-    looks_like_path = "/" in ref or "\\" in ref or ref.startswith(".") or path.is_dir()
+    looks_like_path = "/" in ref or "\\" in ref or ref.startswith(".") or (allow_path and path.is_dir())
+    if looks_like_path and not allow_path:
+        raise PluginError(f"'{ref}' is a path, not a registered plugin name.")
     if looks_like_path:
         if not path.is_dir():
             raise PluginError(f"plugin folder '{ref}' does not exist.")

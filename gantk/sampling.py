@@ -67,39 +67,70 @@ def save_each(images: torch.Tensor, folder: str | Path, prefix: str = "sample") 
     return [save_image_file(img, Path(folder) / f"{prefix}_{i:05d}.png") for i, img in enumerate(images)]
 
 
-def load_plugin_from_meta(meta: dict[str, Any], where: Path):
-    """The plugin instance a checkpoint was trained with, configured from its ``config.json``."""
+def load_plugin_from_meta(meta: dict[str, Any], where: Path, plugin: str | None = None):
+    """The plugin instance a checkpoint was trained with, configured from its ``config.json``.
+
+    A built-in or installed plugin is found by its registered name. A checkpoint can also have been
+    trained with a plugin folder; its ``config.json`` records the folder, but gantk never imports code
+    from a path that a file names: the user names the folder (``plugin``, ``--plugin DIR``), as they did
+    to train. ``plugin`` also overrides the recorded plugin (a renamed or moved one).
+    """
     from gantk import registry
     from gantk.config import build
+    from gantk.errors import ConfigError
 
     info = meta.get("plugin") or {}
     name, source, location = info.get("name", ""), info.get("source", ""), info.get("location", "")
+    if plugin is None and source == "path":
+        raise CheckpointError(
+            f"checkpoint {where} was trained with the plugin folder {location or name!r}, which is neither built in "
+            "nor installed. gantk does not import code from a path that a checkpoint names; if you trust that "
+            f"folder, name it yourself: --plugin {location or 'DIR'}."
+        )
     try:
-        if source == "path" and location and Path(location).is_dir():
-            cls = registry.find(location).load()
-        else:
-            cls = registry.find(name).load()
+        cls = registry.find(plugin).load() if plugin is not None else registry.find(name, allow_path=False).load()
     except GantkError as exc:
         raise CheckpointError(
-            f"checkpoint {where} was trained with plugin '{name}' ({source} {location}), which cannot be "
-            f"loaded here: {exc}"
+            f"checkpoint {where} was trained with plugin '{name}' ({source}), which cannot be loaded here: {exc}"
         ) from None
-    cfg = build(cls.config_class, meta["config"])
+    try:
+        cfg = build(cls.config_class, meta["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {where}: its config.json does not fit plugin '{name}': {exc}") from None
     return cls(cfg)
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True, which: str = "last"):
-    """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present."""
+def load_generator(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    which: str = "last",
+    plugin: str | None = None,
+):
+    """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present.
+
+    ``plugin`` names the plugin folder of a checkpoint trained with one (see :func:`load_plugin_from_meta`).
+    """
     from gantk.engine import checkpoint as ckpt
+    from gantk.engine.preflight import check_fits
 
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
-    plugin = load_plugin_from_meta(meta, folder)
-    gen_name = meta.get("generator", plugin.generator)
-    nets = plugin.build_networks()
+    instance = load_plugin_from_meta(meta, folder, plugin)
+    gen_name = meta.get("generator", instance.generator)
+    try:
+        check_fits(instance, torch.device(device), only=gen_name)  # a config.json asking for absurd widths
+    except GantkError as exc:
+        raise CheckpointError(f"checkpoint {folder}: {exc}") from None
+    nets = instance.build_networks()
+    if gen_name not in nets:
+        raise CheckpointError(
+            f"{folder / ckpt.CONFIG} names generator '{gen_name}', but plugin '{instance.cfg.plugin}' builds only "
+            f"{', '.join(sorted(nets))}."
+        )
     G: nn.Module = nets[gen_name]
     ckpt.load_weights(G, ckpt.generator_weights(folder, gen_name, use_ema))
-    return plugin, G.to(device).eval()
+    return instance, G.to(device).eval()
 
 
 @torch.no_grad()

@@ -181,7 +181,8 @@ def check_plugin(
         trainer, final = state["trainer"], state["final"]
         if not (final / "config.json").is_file():
             raise AssertionError(f"{final} has no config.json")
-        plugin_back, G = load_generator(final)
+        spec = state["spec"]  # a plugin folder is named, as a user names it (--plugin DIR)
+        plugin_back, G = load_generator(final, plugin=spec.location if spec.source == "path" else None)
         expected = trainer.sampling_generator().state_dict()
         for key, value in G.state_dict().items():
             if not torch.equal(value.cpu(), expected[key].cpu()):

@@ -22,11 +22,13 @@ from gantk.errors import GantkError
 from gantk.tiling import Progress
 
 
-def load_upscaler(checkpoint: str | Path, device: str | torch.device = "cpu", which: str = "last"):
+def load_upscaler(
+    checkpoint: str | Path, device: str | torch.device = "cpu", which: str = "last", plugin_ref: str | None = None
+):
     """``(plugin, G)`` of a super-resolution checkpoint (a plugin with ``upscale``); others are refused."""
     from gantk.sampling import load_generator
 
-    plugin, G = load_generator(checkpoint, device, which=which)
+    plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref)
     if not hasattr(plugin, "upscale"):
         raise GantkError(
             f"{checkpoint} holds a {plugin.name} model, not a super-resolution one; train one with gantk train "

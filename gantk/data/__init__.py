@@ -58,9 +58,17 @@ def locate(name: str, kind: str = "", download: bool = True) -> tuple[Path, str]
     for candidate in candidates:
         if _non_empty(candidate):
             return candidate, kind or card.kind
+    hint = "" if os.environ.get("GANTK_DATA") else " (is GANTK_DATA set to the folder that holds the datasets?)"
     if not download:
-        raise DataError(f"dataset '{name}' not found in {' or '.join(map(str, candidates))}.")
-    log.info("dataset '%s' not found locally; downloading into %s", name, local)
+        raise DataError(f"dataset '{name}' not found in {' or '.join(map(str, candidates))}{hint}.")
+    if not card.files:  # nothing to fetch: say where it was looked for, not "downloading"
+        raise DataError(
+            f"dataset '{name}' not found in {' or '.join(map(str, candidates))}{hint}, and its card {card.path} "
+            "lists nothing to download; place it there, laid out as the card describes."
+        )
+    log.info(
+        "dataset '%s' not found in %s%s; downloading into %s", name, " or ".join(map(str, candidates)), hint, local
+    )
     return download_dataset(card, local), kind or card.kind
 
 

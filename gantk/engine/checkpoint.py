@@ -15,6 +15,8 @@ in one step, so a crash never leaves a half-written folder under a valid name.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
@@ -55,9 +57,22 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(path))
+    try:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(path))
+    except SafetensorError as exc:  # safetensors reports a full disk this way: the same path as any OSError
+        full = "StorageFull" in str(exc) or "No space" in str(exc)
+        raise OSError(errno.ENOSPC if full else errno.EIO, "No space left on device" if full else str(exc)) from exc
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def sha256(path: Path) -> str:
+    """The file's SHA-256, read in 8 MB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while piece := fh.read(8 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def save_checkpoint(
@@ -80,8 +95,12 @@ def save_checkpoint(
             tree, tensors = pack(training_state)
             _save_tensors(tmp / f"{STATE}.safetensors", tensors)
             _write_json(tmp / f"{STATE}.json", tree)
-        sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-        _write_json(tmp / MANIFEST, {"format": FORMAT_VERSION, "step": meta.get("step"), "files": sizes})
+        written = sorted(tmp.iterdir())
+        sizes = {p.name: p.stat().st_size for p in written}
+        sums = {p.name: sha256(p) for p in written}
+        _write_json(
+            tmp / MANIFEST, {"format": FORMAT_VERSION, "step": meta.get("step"), "files": sizes, "sha256": sums}
+        )
         _fsync_dir(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
@@ -140,13 +159,49 @@ def find_checkpoint(path: Path, which: str = "last") -> Path:
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
+    """``config.json``: what the checkpoint was trained with. Its shape is checked here, so a hand-edited
+    or foreign file is one clear error rather than a KeyError somewhere later."""
+    verify(folder / CONFIG)
     try:
-        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        meta = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {folder / CONFIG}: {exc}") from None
+    problems = []
+    if not isinstance(meta, dict):
+        problems.append(f"it holds a {type(meta).__name__}, not an object")
+    else:
+        if not isinstance(meta.get("config"), dict):
+            problems.append("'config' (the resolved training config) is missing or not an object")
+        plugin = meta.get("plugin")
+        if not (isinstance(plugin, dict) and isinstance(plugin.get("name"), str) and plugin.get("name")):
+            problems.append("'plugin.name' is missing")
+        if not isinstance(meta.get("generator", "G"), str):
+            problems.append("'generator' is not a network name")
+    if problems:
+        raise CheckpointError(
+            f"{folder / CONFIG} is not a gantk checkpoint config: {'; '.join(problems)}. A checkpoint folder is "
+            "written by gantk train or gantk export."
+        )
+    return meta
+
+
+def verify(path: Path) -> None:
+    """Check a checkpoint file against the SHA-256 its folder's manifest recorded (older manifests have
+    none: then only the sizes were checked). A bit flipped on disk or in a copy is refused by name."""
+    try:
+        recorded = json.loads((path.parent / MANIFEST).read_text(encoding="utf-8")).get("sha256", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    expected = recorded.get(path.name) if isinstance(recorded, dict) else None
+    if expected and sha256(path) != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: its content does not match the SHA-256 in {path.parent / MANIFEST} (the file "
+            "changed after it was written: a disk or copy error, or an edit). Use another checkpoint of the run."
+        )
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    verify(path)
     try:
         return load_file(str(path))
     except (OSError, SafetensorError) as exc:
@@ -154,6 +209,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_training_state(folder: Path) -> dict[str, Any]:
+    verify(folder / f"{STATE}.json")
     try:
         tree = json.loads((folder / f"{STATE}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -197,6 +253,8 @@ def export_generator(source: Path, dest: Path, which: str = "last", use_ema: boo
     loads with :func:`gantk.sampling.load_generator` like any checkpoint. EMA weights are exported as
     the generator when the run has them (``use_ema``), since they are the ones that sample best.
     """
+    dest = Path(dest)
+    _check_export_destination(dest)
     folder = find_checkpoint(source, which)
     meta = read_meta(folder)
     gen = meta.get("generator", "G")
@@ -207,3 +265,21 @@ def export_generator(source: Path, dest: Path, which: str = "last", use_ema: boo
     if meta.get("plugin", {}).get("source") == "built-in":
         meta["plugin"]["location"] = ""  # found by name wherever gantk is installed
     return save_checkpoint(Path(dest), meta=meta, networks={gen: read_tensors(weights)})
+
+
+def _check_export_destination(dest: Path) -> None:
+    """An export writes a new folder or replaces an earlier export; it never deletes anything else."""
+    if dest.exists() and not dest.is_dir():
+        raise CheckpointError(f"-o {dest} is an existing file; an export is a folder. Choose a new path.")
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    try:
+        earlier = json.loads((dest / CONFIG).read_text(encoding="utf-8")).get("exported", {}).get("generator_only")
+    except (OSError, ValueError, AttributeError):
+        earlier = False
+    allowed = {CONFIG, MANIFEST} | {p.name for p in dest.glob("*.safetensors")}
+    if not earlier or any(p.name not in allowed for p in dest.iterdir()):
+        raise CheckpointError(
+            f"-o {dest} already holds files and is not an earlier export (a run folder, or other files); "
+            "exporting there would delete them. Choose a new folder, or an empty one."
+        )

@@ -13,7 +13,7 @@ evaluations, checkpoints); the other ranks wait for it wherever the run's state 
 from __future__ import annotations
 
 import contextlib
-import json
+import inspect
 import math
 import os
 import random
@@ -32,17 +32,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gantk import __version__
-from gantk.config import dump_yaml, to_dict
+from gantk.config import to_dict
+from gantk.data import locate
 from gantk.data.datasets import TensorDataset
 from gantk.data.loader import BatchStream
 from gantk.engine import checkpoint as ckpt
-from gantk.engine import distributed
+from gantk.engine import distributed, preflight
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
+from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import StepParts, TrainStep, autocast
-from gantk.errors import CheckpointError, GantkError, NonFiniteError, PluginError, TrainingStopped
+from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, TrainingStopped
 from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
 from gantk.sampling import save_grid
 
@@ -80,6 +82,20 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def prepare_dataset(plugin: GanPlugin) -> torch.utils.data.Dataset:
+    """The training data, with what the config leaves to it filled in: ``data.channels`` and ``data.kind``
+    (and whatever the plugin derives from the data, such as pix2pix's schedule in steps). What
+    ``--print-config`` shows is then the config a run trains with."""
+    cfg = plugin.cfg
+    dataset = plugin.build_dataset("train")
+    if not cfg.data.channels:
+        cfg.data.channels = int(getattr(dataset, "channels", 3))
+    if not cfg.data.kind:
+        with contextlib.suppress(GantkError):
+            cfg.data.kind = locate(cfg.data.name, download=False)[1]
+    return dataset
+
+
 @dataclass
 class PluginSource:
     """How to find the plugin again when a checkpoint is loaded (recorded in config.json)."""
@@ -87,6 +103,18 @@ class PluginSource:
     name: str
     source: str = "path"
     location: str = ""
+
+    @classmethod
+    def of(cls, plugin: GanPlugin) -> PluginSource:
+        """Where ``plugin`` came from: its registered spec when its name finds this very class, else its folder."""
+        from gantk import registry
+
+        name = plugin.cfg.plugin or type(plugin).name or type(plugin).__name__
+        with contextlib.suppress(GantkError):
+            spec = registry.find(name, allow_path=False)
+            if spec.load() is type(plugin):
+                return cls(spec.name, spec.source, spec.location)
+        return cls(name, "path", str(Path(inspect.getfile(type(plugin))).parent))
 
 
 class Trainer:
@@ -98,7 +126,7 @@ class Trainer:
         self.plugin = plugin
         self.cfg = plugin.cfg
         self.run = Path(out)
-        self.source = source or PluginSource(name=self.cfg.plugin or type(plugin).__name__)
+        self.source = source or PluginSource.of(plugin)
         self.resume = resume
         self.step = 0
         self.best_value: float | None = None
@@ -107,30 +135,11 @@ class Trainer:
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
         self.world = distributed.world_from_env()
         self._owns_process_group = False
+        self.folder = RunFolder(self.run)
+        self._last_save_time = time.monotonic()
+        self._first_step = 0
 
     # ------------------------------------------------------------------ setup
-    def _prepare_run_folder(self) -> Path | None:
-        """Create the run folder; returns the checkpoint to resume from, if any."""
-        existing = ckpt.step_checkpoints(self.run)
-        if self.resume:
-            if not existing:
-                raise CheckpointError(f"--resume: run folder {self.run} has no complete checkpoint to continue from.")
-            (self.run / "samples").mkdir(exist_ok=True)
-            return existing[-1]
-        if existing:
-            raise GantkError(
-                f"run folder {self.run} already holds checkpoints (newest {existing[-1].name}); pass --resume to "
-                "continue it, or choose another --out. Nothing was overwritten."
-            )
-        try:
-            (self.run / "samples").mkdir(parents=True, exist_ok=True)
-            probe = self.run / ".write-test"
-            probe.write_bytes(b"ok")
-            probe.unlink()
-        except OSError as exc:
-            raise GantkError(f"cannot write to run folder {self.run}: {exc.strerror or exc}.") from None
-        return None
-
     def _select_device(self) -> torch.device:
         device = select_device(self.cfg.train.device)
         if self.world.distributed and device.type == "cuda":  # one GPU per process: the local rank's
@@ -144,18 +153,26 @@ class Trainer:
         return device
 
     def setup(self) -> None:
+        """Everything before the first step. What can be refused is refused before the run folder is made;
+        a setup that fails after that removes a folder it created (nothing was saved in it yet)."""
+        try:
+            self._setup()
+        except BaseException:
+            self.folder.close(failed=True)
+            raise
+
+    def _setup(self) -> None:
         cfg, tc, world = self.cfg, self.cfg.train, self.world
+        preflight.check_config(self.plugin)
         self.device = self._select_device()
         self._owns_process_group = distributed.init(world, self.device, tc.dist_timeout_s)
-        resume_from = distributed.main_first(self._prepare_run_folder, world)
         seed_everything(tc.seed, tc.deterministic)  # every rank builds the same networks
 
         # rank 0 first: a dataset it downloads or caches is then read by the others
-        self.dataset = distributed.main_first(lambda: self.plugin.build_dataset("train"), world, then_all=True)
-        if not cfg.data.channels:
-            cfg.data.channels = int(getattr(self.dataset, "channels", 3))
-        if world.is_main:
-            dump_yaml(cfg, self.run / "config.yaml")
+        self.dataset = distributed.main_first(lambda: prepare_dataset(self.plugin), world, then_all=True)
+        trained = {u.network for p in self.plugin.phases() for u in p.updates}
+        preflight.check_fits(self.plugin, self.device, trained)
+        resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
         nets = self.plugin.build_networks()
         if self.plugin.generator not in nets:
@@ -226,6 +243,8 @@ class Trainer:
         )
         if resume_from is not None:
             self._load(resume_from)
+        if world.is_main:  # after the checkpoint matched: a refused --resume --set leaves config.yaml as it was
+            self.folder.write_config(cfg)
         mode, why = resolve_graph_mode(
             tc.cuda_graph, self.device, world.distributed, tc.compile, self.plugin.capturable_reason()
         )
@@ -275,7 +294,8 @@ class Trainer:
                 self.step_nets[name] = self.frozen_step_nets[name] = compiled(net)
 
     def close(self) -> None:
-        """Leave the process group if this trainer joined it."""
+        """Release the run folder and leave the process group if this trainer joined it."""
+        self.folder.close()
         if self._owns_process_group:
             distributed.shutdown()
             self._owns_process_group = False
@@ -356,33 +376,22 @@ class Trainer:
         last_saved = existing[-1] if existing and existing[-1].name == current else None  # nothing new to save yet
         last_saved = distributed.broadcast(last_saved, world)  # every rank must agree on the final save
         previous = self._install_signal_handlers()
+        self._last_save_time = time.monotonic()
+        self._first_step = self.step
         try:
             if self.step >= tc.max_steps:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
             while self.step < tc.max_steps:
-                self.stop_flag.start(self.stop_signal)  # agreed over the ranks while the step runs
+                self.stop_flag.start(2 * self.stop_signal + self._save_due())  # agreed while the step runs
                 phase = self.phase_at(self.step)
                 raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase))]
                 self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
                 self.step += 1
                 self._after_step()
-                step = self.step
-                if step % tc.log_every == 0 or step == tc.max_steps:
-                    self._check_nonfinite()
-                    values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, world))
-                    lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in self.optimizers.items()}
-                    logger.log_interval(step, phase.name, {**values, **lrs})
-                else:
-                    logger.advance(step)
-                if tc.sample_every and (step % tc.sample_every == 0 or step == tc.max_steps):
-                    self.save_samples()
-                if tc.eval_every and (step % tc.eval_every == 0 or step == tc.max_steps):
-                    self.evaluate()
-                if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step != tc.max_steps:
-                    last_saved = self.save()
-                agreed = self.stop_flag.result(self.stop_signal)
-                if agreed:
-                    self.stop_signal = self.stop_signal or agreed
+                agreed = self.stop_flag.result(2 * self.stop_signal + self._save_due())
+                self.stop_signal = self.stop_signal or agreed // 2
+                last_saved = self._between_steps(phase, last_saved, save_due=bool(agreed % 2)) or last_saved
+                if self.stop_signal:
                     break
             if last_saved is None or last_saved.name != f"step_{self.step:08d}":
                 last_saved = self.save()
@@ -392,6 +401,7 @@ class Trainer:
             if self.nonfinite_skipped:
                 logger.write(self.step, {"nonfinite_skipped": self.nonfinite_skipped})
             logger.close()
+            self.folder.close()  # the run folder is free for the next command (a --resume) once fit returns
         if self.stop_signal and self.step < tc.max_steps:
             name = signal.Signals(self.stop_signal).name
             raise TrainingStopped(
@@ -400,6 +410,49 @@ class Trainer:
                 self.stop_signal,
             )
         return last_saved
+
+    def _save_due(self) -> int:
+        """1 when ``train.checkpoint_minutes`` of training passed since the last checkpoint."""
+        minutes = self.cfg.train.checkpoint_minutes
+        return int(bool(minutes) and time.monotonic() - self._last_save_time >= 60 * minutes)
+
+    def _between_steps(self, phase: Phase, last_saved: Path | None, save_due: bool) -> Path | None:
+        """Logging, checkpoints, samples and evaluation after a step; returns a checkpoint it wrote.
+
+        The checkpoint comes first: whatever fails after it (a sample grid, an evaluation, a report) has
+        the training saved. A failure before it saves the finished step, then stops naming that checkpoint.
+        """
+        tc, step = self.cfg.train, self.step
+        saved = None
+        try:
+            if step % tc.log_every == 0 or step == tc.max_steps or step == self._first_step + 1:
+                self._check_nonfinite()  # the first step is logged too: a slow run shows its losses at once
+                values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, self.world))
+                lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in self.optimizers.items()}
+                self.logger.log_interval(step, phase.name, {**values, **lrs})
+            else:
+                self.logger.advance(step)
+            scheduled = tc.checkpoint_every and step % tc.checkpoint_every == 0
+            if step == tc.max_steps or scheduled or save_due or self.stop_signal:
+                saved = self.save()
+            if tc.sample_every and (step % tc.sample_every == 0 or step == tc.max_steps):
+                self.save_samples()
+            if tc.eval_every and (step % tc.eval_every == 0 or step == tc.max_steps):
+                self.evaluate()
+        except (NonFiniteError, TrainingStopped, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if self.world.distributed:  # a save is collective: the ranks cannot agree on one from here
+                raise
+            kept = saved or (last_saved if last_saved and last_saved.name == f"step_{step:08d}" else None)
+            if kept is None:
+                kept = self.save()
+            raise RunFailed(
+                f"{type(exc).__name__ if not isinstance(exc, GantkError) else 'error'} after step {step}: {exc} "
+                f"The training is saved: checkpoint {kept}. Fix the cause and continue with the same command "
+                "and --resume."
+            ) from exc
+        return saved
 
     def _install_signal_handlers(self) -> dict:
         """First SIGINT/SIGTERM: finish the step, save, stop. A second one: stop at once."""
@@ -492,10 +545,16 @@ class Trainer:
             n.eval()
         if self.ema is not None:
             self.ema.module.eval()
+        # random draws in here (a plugin's evaluation) must not move training's streams: the checkpoint of
+        # this step is written before samples and evaluation, and a resumed run does not repeat them
+        cuda = [self.device] if self.device.type == "cuda" else []
+        python_state, numpy_state = random.getstate(), np.random.get_state()
         try:  # rank 0 alone: batch norm in train mode (pix2pix's test mode) must not wait for the others
-            with torch.no_grad(), self._autocast(), distributed.local_batchnorm():
+            with torch.random.fork_rng(devices=cuda), torch.no_grad(), self._autocast(), distributed.local_batchnorm():
                 yield
         finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
             for k, n in self.nets.items():
                 n.train(modes[k])
 
@@ -584,7 +643,9 @@ class Trainer:
         if self.ready:
             self._check_nonfinite()  # never checkpoint past a non-finite loss under nonfinite=stop
         rngs = distributed.gather(self._rng_state(), self.world)
-        return distributed.main_first(lambda: self._write_checkpoint(folder, extra, rngs), self.world)
+        written = distributed.main_first(lambda: self._write_checkpoint(folder, extra, rngs), self.world)
+        self._last_save_time = time.monotonic()
+        return written
 
     def _write_checkpoint(self, folder: Path | None, extra: dict[str, Any] | None, rngs: list[dict[str, Any]]) -> Path:
         folder = folder or self.run / "checkpoints" / f"step_{self.step:08d}"
@@ -618,21 +679,6 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         return folder
 
-    def _tidy_for_resume(self) -> None:
-        """Drop what a killed run left behind: temporary checkpoint folders, metrics past the checkpoint."""
-        for tmp in (self.run / "checkpoints").glob(".*"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        metrics = self.run / "metrics.jsonl"
-        if metrics.exists():
-            kept = []
-            for line in metrics.read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line)["step"] <= self.step:
-                        kept.append(line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by the kill
-            metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
     def _load(self, folder: Path) -> None:
         for name, net in self.nets.items():
             ckpt.load_weights(net, folder / f"{name}.safetensors")
@@ -661,7 +707,7 @@ class Trainer:
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
         if not self.world.is_main:
             return
-        self._tidy_for_resume()
+        self.folder.tidy(self.step)
         print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
         from gantk.engine.logger import console
 

@@ -175,6 +175,10 @@ class CGAN(GanPlugin):
         return model
 
     @torch.no_grad()
+    def metric_names(self) -> tuple[str, ...]:
+        names = self.cfg.model.class_names
+        return ("accuracy", "accuracy_min", *(f"accuracy/{n}" for n in names)) if names else ()
+
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         judge = self.judge(ctx.out_dir.parent, ctx.device)
         names, m = self.class_names(), self.cfg.eval.samples_per_class

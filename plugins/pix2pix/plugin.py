@@ -27,6 +27,7 @@ from gantk.config import Count, NonNegative, Range, Side, Width
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.sampling import save_grid
+from gantk.tiling import tiled_apply
 
 from .networks import PatchDiscriminator, UNetGenerator, init_weights
 
@@ -36,7 +37,7 @@ class Pix2PixData(DataConfig):
     direction: Literal["AtoB", "BtoA"] = "BtoA"  # facades: B (label map, right half) -> A (photo)
     load_size: Side = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
     flip: bool = True
-    holdout: Count = 40  # the last N pairs: evaluation only, never trained on
+    holdout: Count = 40  # the last N pairs: evaluation only, never trained on; 0: no evaluation
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Pix2PixEpochs:
 class Pix2PixEval:
     test_mode: Literal["eval", "train"] = "eval"  # "train": dropout on and batch statistics, as in the paper
     fid_weights: str = ""  # Inception v3 weights file (safetensors or torchvision .pth); empty: FID skipped
+    # gantk translate: images with a side over this are translated in overlapping tiles of this side
+    # (memory bounded by the tile; each tile keeps its centre, with tile/8 pixels of context around it)
+    tile: Annotated[int, Range(64, 8192)] = 1024
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Pix2Pix(GanPlugin):
     holdout: TensorDataset | None = None
     _fid = None  # FIDScorer, built on first use
     _fid_warned = False
+    _holdout_warned = False
+    _first_pairs: TensorDataset | None = None
 
     # ---- data ---------------------------------------------------------------------------------------
     def build_dataset(self, split: str = "train") -> TensorDataset:
@@ -123,6 +129,7 @@ class Pix2Pix(GanPlugin):
         keep = n - d.holdout
         self.holdout = TensorDataset({k: v[keep:] for k, v in pairs.tensors.items()}, pairs.channels)
         train = TensorDataset({k: v[:keep] for k, v in pairs.tensors.items()}, pairs.channels)
+        self._first_pairs = TensorDataset({k: v[:64] for k, v in pairs.tensors.items()}, pairs.channels)
         tc = self.cfg.train
         per_epoch = keep // tc.batch_size
         if tc.max_steps == 0:  # the paper's schedule, in steps
@@ -189,22 +196,47 @@ class Pix2Pix(GanPlugin):
             "l1": self.cfg.loss.lambda_l1 * F.l1_loss(fake, y),
         }
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("l1", "psnr", "ssim", "fid") if self.cfg.eval.fid_weights else ("l1", "psnr", "ssim")
+
     # ---- sampling, translation, evaluation -----------------------------------------------------------
-    def _holdout_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.holdout is None:
-            raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
-        a, b = (t.float().div(127.5).sub(1) for t in (self.holdout.tensors["A"], self.holdout.tensors["B"]))
+    def _inputs_targets(self, pairs: TensorDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = (t.float().div(127.5).sub(1) for t in (pairs.tensors["A"], pairs.tensors["B"]))
         return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
 
+    def _holdout_pairs(self) -> TensorDataset:
+        """The held-out pairs: kept by build_dataset when training, read from the data for ``gantk eval``."""
+        if self.holdout is None:
+            d = self.cfg.data
+            pairs = load_dataset(d, d.split)
+            if not isinstance(pairs, TensorDataset):
+                pairs = pairs.preload()  # type: ignore[attr-defined]
+            keep = max(0, len(pairs) - d.holdout)
+            self.holdout = TensorDataset({k: v[keep:] for k, v in pairs.tensors.items()}, pairs.channels)
+        return self.holdout
+
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
-        """The first ``n`` held-out inputs: sample grids follow the same label maps through training."""
-        return {"input": self._holdout_inputs()[0][:n]}
+        """The first ``n`` held-out inputs (training inputs when nothing is held out): sample grids follow
+        the same label maps through training."""
+        if self.holdout is None:
+            raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
+        pairs = self.holdout if len(self.holdout) else self._first_pairs
+        return {"input": self._inputs_targets(pairs)[0][:n]}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])
 
     def translate(self, G: nn.Module, image: torch.Tensor, train_mode: bool | None = None) -> torch.Tensor:
-        """Any size: pad (replicate) to a multiple of 2**num_downs, translate, crop back."""
+        """Any size. Up to ``eval.tile`` pixels a side, the whole image at once; larger ones in overlapping
+        tiles of that side (memory bounded by the tile: a 10000x10000 image is not one allocation), each
+        keeping its centre, with tile/8 pixels of context on every side."""
+        tile = self.cfg.eval.tile
+        if max(image.shape[-2:]) <= tile:
+            return self._translate_whole(G, image, train_mode)
+        return tiled_apply(lambda x: self._translate_whole(G, x, train_mode).float(), image, 1, tile, tile // 8)
+
+    def _translate_whole(self, G: nn.Module, image: torch.Tensor, train_mode: bool | None) -> torch.Tensor:
+        """Pad (replicate) to a multiple of 2**num_downs, translate, crop back."""
         train_mode = self.cfg.eval.test_mode == "train" if train_mode is None else train_mode
         mult = 2**self.cfg.model.num_downs
         h, w = image.shape[-2:]
@@ -218,7 +250,13 @@ class Pix2Pix(GanPlugin):
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """L1, PSNR and SSIM (kornia) on the held-out pairs, in [0, 1]; writes the report grid."""
-        inputs, targets = self._holdout_inputs()
+        pairs = self._holdout_pairs()
+        if not len(pairs):
+            if not self._holdout_warned:
+                warnings.warn("data.holdout=0: no held-out pairs, so pix2pix reports no metrics", stacklevel=2)
+                self._holdout_warned = True
+            return {}
+        inputs, targets = self._inputs_targets(pairs)
         G = nets["G"]
         outputs = []
         mode = paper_test_mode(G, ctx.device) if self.cfg.eval.test_mode == "train" else contextlib.nullcontext()

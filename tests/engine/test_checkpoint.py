@@ -56,3 +56,129 @@ def test_weight_mismatch_lists_every_problem(tmp_path):
 def test_run_without_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         find_checkpoint(tmp_path)
+
+
+# ---- issue 16: content checksums, a full disk, exports that never delete, config.json that runs no code
+
+
+def test_a_flipped_byte_inside_a_weights_file_is_refused_naming_the_file(tmp_path):
+    from gantk.engine.checkpoint import read_tensors
+
+    folder = _save(tmp_path / "step_00000001", 1.0)
+    path = folder / "G.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x40  # inside the tensor bytes: the size, and so the manifest's size check, are unchanged
+    path.write_bytes(bytes(data))
+    assert is_complete(folder)
+    with pytest.raises(CheckpointError, match=r"G.safetensors is corrupt: .*SHA-256"):
+        read_tensors(path)
+
+
+def test_a_full_disk_during_a_safetensors_write_is_an_os_error_with_the_usual_message(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from gantk.engine import checkpoint as ckpt
+
+    def full(*args, **kwargs):
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        _save(tmp_path / "step_00000001")
+    assert not list(tmp_path.iterdir())  # the temporary folder went with it
+
+
+def _exportable(tmp_path, image_folder):
+    from gantk.engine import Trainer
+    from tests.helpers import tiny_dcgan
+
+    _, plugin = tiny_dcgan(image_folder)
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    return run
+
+
+def test_export_never_deletes_what_the_destination_held(tmp_path, image_folder):
+    from gantk.engine.checkpoint import export_generator
+
+    run = _exportable(tmp_path, image_folder)
+    other = _exportable(tmp_path / "b", image_folder)
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    with pytest.raises(CheckpointError, match="already holds files and is not an earlier export"):
+        export_generator(run, other)
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(CheckpointError, match="is an existing file"):
+        export_generator(run, tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "keep me" and not list(tmp_path.glob(".afile*"))
+    shipped = export_generator(run, tmp_path / "shipped")
+    assert export_generator(run, shipped) == shipped  # an earlier export is replaced
+
+
+def _rewrite_config(folder, meta):
+    """Edit config.json on purpose, keeping the manifest's sizes (its checksum is tested above)."""
+    import json
+
+    (folder / "config.json").write_text(json.dumps(meta))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"].pop("config.json", None)
+    manifest["files"]["config.json"] = (folder / "config.json").stat().st_size
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_config_json_naming_a_plugin_folder_runs_no_code_unless_the_user_names_it(tmp_path, image_folder):
+    import json
+
+    from gantk.sampling import load_generator
+
+    run = _exportable(tmp_path, image_folder)
+    folder = step_checkpoints(run)[-1]
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "ran"
+    (evil / "plugin.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    meta = json.loads((folder / "config.json").read_text())
+    cases = [
+        ({"name": "evil", "source": "path", "location": str(evil)}, "does not import code from a path"),
+        ({"name": str(evil), "source": "built-in"}, "is a path, not a registered plugin name"),
+    ]
+    for plugin, message in cases:
+        _rewrite_config(folder, {**meta, "plugin": plugin})
+        with pytest.raises(CheckpointError, match=message):
+            load_generator(folder)
+        assert not marker.exists()
+    plugins = tmp_path / "mine"
+    import shutil
+
+    from gantk import registry
+
+    shutil.copytree(registry.BUILTIN_DIR / "dcgan", plugins)
+    _rewrite_config(folder, {**meta, "plugin": {"name": "mine", "source": "path", "location": str(plugins)}})
+    with pytest.raises(CheckpointError, match=f"--plugin {plugins}"):
+        load_generator(folder)
+    plugin, G = load_generator(folder, plugin=str(plugins))  # named by the user: loaded
+    assert plugin.cfg.model.ngf == 4
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda meta: [meta], "holds a list, not an object"),
+        (lambda meta: {k: v for k, v in meta.items() if k != "config"}, "'config' .* is missing"),
+        (lambda meta: {**meta, "generator": "Q"}, "names generator 'Q', but plugin 'dcgan' builds only D, G"),
+        (lambda meta: {**meta, "config": {**meta["config"], "model": {"ngf": 10**9}}}, "must be >= 1 and <= 65536"),
+        (lambda meta: {**meta, "config": {**meta["config"], "model": {"ngf": 60000}}}, "too large"),
+    ],
+)
+def test_a_malformed_or_absurd_config_json_is_one_clear_error(tmp_path, image_folder, change, message):
+    import json
+
+    from gantk.sampling import load_generator
+
+    run = _exportable(tmp_path, image_folder)
+    folder = step_checkpoints(run)[-1]
+    _rewrite_config(folder, change(json.loads((folder / "config.json").read_text())))
+    with pytest.raises(CheckpointError, match=message):
+        load_generator(folder)

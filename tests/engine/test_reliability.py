@@ -18,6 +18,7 @@ from gantk.engine import Trainer
 from gantk.engine.checkpoint import step_checkpoints
 from gantk.errors import NonFiniteError
 from tests.helpers import REPO, tiny_dcgan, write_image_folder
+from tests.helpers_pairs import write_side_by_side
 
 
 def _nan_at_step(plugin, step: int) -> None:
@@ -122,38 +123,62 @@ def test_sigterm_saves_and_resume_finishes(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    assert "error" not in err  # a requested stop is reported as a stop
     stopped_at = int(step_checkpoints(run)[-1].name.split("_")[1])
     done = subprocess.run(_train_cmd(data, run, stopped_at + 2, "--resume"), cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert step_checkpoints(run)[-1].name == f"step_{stopped_at + 2:08d}"
 
 
-def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
-    """Killed with SIGKILL five times (often mid-checkpoint: one is written every step), resumed each
-    time; the final weights equal those of a run that was never interrupted."""
-    data = write_image_folder(tmp_path / "img", n=32, size=32)
-    steps = 40
-    straight = subprocess.run(_train_cmd(data, tmp_path / "straight", steps), cwd=REPO, capture_output=True, text=True)
+def _pix2pix_cmd(data: Path, run: Path, steps: int, *extra: str) -> list[str]:
+    sets = {
+        "data.image_size": 32, "data.load_size": 36, "data.holdout": 4, "model.ngf": 4, "model.ndf": 4,
+        "model.num_downs": 5, "train.checkpoint_every": 1, "train.log_every": 1, "train.sample_every": 0,
+        "train.eval_every": 0, "train.tensorboard": "false",
+    }  # fmt: skip
+    args = [a for key, value in sets.items() for a in ("--set", f"{key}={value}")]
+    return [
+        sys.executable, "-m", "gantk", "train", "pix2pix", "--data", str(data), "--out", str(run),
+        "--max-steps", str(steps), "--device", "cpu", *args, *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("plugin", ["dcgan", "pix2pix"])
+def test_a_preempted_job_rerun_with_the_same_command_until_done_matches_an_uninterrupted_run(tmp_path, plugin):
+    """A cluster job's life: the same command (with --resume) is started, SIGKILLed at random moments
+    (before the first checkpoint too, and often mid-write: one is written every step) and started again
+    until it finishes. The result equals a run that was never interrupted, bit for bit."""
+    if plugin == "dcgan":
+        data, command, steps = write_image_folder(tmp_path / "img", n=32, size=32), _train_cmd, 30
+    else:
+        data, command, steps = write_side_by_side(tmp_path / "pairs", n=12, size=32), _pix2pix_cmd, 24
+    straight = subprocess.run(command(data, tmp_path / "straight", steps), cwd=REPO, capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "killed"
+    same_command = command(data, run, steps, "--resume")
     rng = random.Random(0)
-    kills = 0
-    for _ in range(5):
-        resume = ["--resume"] if step_checkpoints(run) else []
+    kills, starts, restarts_without_checkpoint = 0, 0, 0
+    while True:
+        starts += 1
+        assert starts < 40, "the job never finished"
         reached = int(step_checkpoints(run)[-1].name.split("_")[1]) if step_checkpoints(run) else 0
-        proc = subprocess.Popen(
-            _train_cmd(data, run, steps, *resume), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        if _wait_for_checkpoint(run, proc, reached):
-            time.sleep(rng.uniform(0.0, 0.15))
+        proc = subprocess.Popen(same_command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if kills < 5:
+            if kills == 0:  # the first kill lands after setup, before any checkpoint exists
+                while not (run / "config.yaml").exists() and proc.poll() is None:
+                    time.sleep(0.002)
+            elif _wait_for_checkpoint(run, proc, reached):
+                time.sleep(rng.uniform(0.0, 0.15))
             proc.kill()
-            kills += proc.wait() == -signal.SIGKILL
-        else:
-            proc.wait()
-    assert kills >= 3  # most attempts really were killed mid-run
-    final = subprocess.run(_train_cmd(data, run, steps, "--resume"), cwd=REPO, capture_output=True, text=True)
-    assert final.returncode == 0, final.stderr
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode == -signal.SIGKILL:
+            kills += 1
+            restarts_without_checkpoint += not step_checkpoints(run)
+            continue
+        assert proc.returncode == 0, err
+        break
+    assert kills == 5 and restarts_without_checkpoint >= 1  # --resume also served as the first start
     a = step_checkpoints(tmp_path / "straight")[-1]
     b = step_checkpoints(run)[-1]
     assert a.name == b.name == f"step_{steps:08d}"

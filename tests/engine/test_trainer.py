@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from gantk.engine import Trainer
 from gantk.engine.checkpoint import read_training_state, step_checkpoints
-from gantk.errors import CheckpointError, GantkError
+from gantk.errors import GantkError
 from tests.helpers import tiny_dcgan
 
 
@@ -29,7 +29,7 @@ def test_a_few_steps_train_and_write_the_run_folder(image_folder, tmp_path):
     assert final == run / "checkpoints" / "step_00000006"
     assert (run / "config.yaml").is_file() and (run / "samples" / "step_00000006.png").is_file()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [2, 4, 6]
+    assert [r["step"] for r in records] == [1, 2, 4, 6]  # the first step, then every log_every
     assert {"D/real", "D/fake", "D/loss", "G/adv", "steps_per_s"} <= set(records[-1])
     after = load_file(final / "G.safetensors")
     assert {k: v.shape for k, v in before.items()} == {k: v.shape for k, v in after.items()}
@@ -67,7 +67,7 @@ def test_resume_continues_the_step_count(image_folder, tmp_path):
     final = Trainer(plugin, run, resume=True).fit()
     assert final.name == "step_00000005"
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [2, 3, 4, 5]
+    assert steps == [1, 2, 3, 4, 5]  # 1 (first step), 2, 3 (the end); 4 (first after resume), 5
 
 
 def test_resume_is_exact_on_cpu(image_folder, tmp_path):
@@ -108,10 +108,13 @@ def test_existing_run_is_never_overwritten(image_folder, tmp_path):
         Trainer(plugin, tmp_path / "run").fit()
 
 
-def test_resume_without_checkpoint(image_folder, tmp_path):
+def test_resume_without_a_checkpoint_starts_the_run(image_folder, tmp_path, capsys):
+    """One command for a preemptible job's first start and every restart."""
     _, plugin = tiny_dcgan(image_folder)
-    with pytest.raises(CheckpointError, match="no complete checkpoint"):
-        Trainer(plugin, tmp_path / "empty", resume=True).fit()
+    final = Trainer(plugin, tmp_path / "empty", resume=True).fit()
+    assert final.name == "step_00000006"
+    said = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "holds no complete checkpoint yet; starting the run at step 0" in said
 
 
 def test_keeps_only_the_newest_checkpoints(image_folder, tmp_path):

@@ -150,6 +150,30 @@ def test_training_schedule_eval_report_and_translate_cli(tmp_path):
     assert Image.open(tmp_path / "out" / "a.png").size == (50, 37)
     assert Image.open(tmp_path / "out" / "b.png").size == (64, 64)
 
+    # gantk eval on a pix2pix run: the held-out pairs are read again from the data its config names
+    from gantk.cli import main
+
+    assert main(["eval", str(run), "--best", "--device", "cpu", "-o", str(tmp_path / "score")]) == 0
+    scored = json.loads((tmp_path / "score" / "metrics.json").read_text())
+    assert scored["l1"] == pytest.approx(evals[0]["eval/l1"] if scored["step"] == 8 else evals[1]["eval/l1"], abs=1e-6)
+
+
+def test_a_large_image_is_translated_in_tiles_of_eval_tile(tmp_path):
+    plugin = tiny(write_side_by_side(tmp_path / "p", n=4))
+    plugin.cfg.data.channels = 3
+    plugin.cfg.eval.tile = 64
+    G = plugin.build_networks()["G"].eval()
+    seen = []
+    real_forward = G.forward
+    G.forward = lambda x: seen.append(tuple(x.shape[-2:])) or real_forward(x)
+    image = torch.rand(1, 3, 150, 100) * 2 - 1
+    out = plugin.translate(G, image)
+    assert out.shape == (1, 3, 150, 100)
+    assert len(seen) == 6 and max(max(s) for s in seen) <= 64 + 2 * 8 + 32  # tile + context, padded to 2**5
+    small = torch.rand(1, 3, 40, 60) * 2 - 1
+    seen.clear()
+    assert plugin.translate(G, small).shape == (1, 3, 40, 60) and len(seen) == 1  # whole, as before
+
 
 def test_holdout_too_large(tmp_path):
     from gantk.errors import DataError

@@ -1,0 +1,121 @@
+"""The run folder: created when training is sure to start, owned by one process while it trains.
+
+Two ``gantk train`` processes writing one folder would interleave their metrics and overwrite each
+other's checkpoints while both report success, so a run folder has an owner: an exclusive ``flock`` on
+``<run>/.lock``, held while training and released by the kernel when the process ends, however it
+ends (a SIGKILLed job leaves no stale lock behind). A second process is refused, naming the owner.
+
+``--resume`` on a folder with no complete checkpoint yet (a job preempted before its first save, or
+not started at all) starts the run, so one command serves a cluster job's first start and every
+restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gantk.config import dump_yaml
+from gantk.engine import checkpoint as ckpt
+from gantk.errors import GantkError
+
+LOCK = ".lock"
+
+
+class RunFolder:
+    """``path`` as this process's run folder; :meth:`open` creates and locks it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.created = False  # this process made the folder: it removes it again if setup fails
+        self._lock_file: Any = None
+
+    def open(self, resume: bool) -> Path | None:
+        """Create and lock the folder; returns the checkpoint to resume from (None: start at step 0)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise GantkError(f"--out {self.path} is a file; a run folder is a folder. Choose another --out.")
+        self.created = not self.path.exists()
+        try:
+            (self.path / "samples").mkdir(parents=True, exist_ok=True)
+            self._lock()
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            self.close(failed=True)
+            raise GantkError(f"cannot write to run folder {self.path}: {exc.strerror or exc}.") from None
+        existing = ckpt.step_checkpoints(self.path)
+        if resume:
+            if not existing:
+                from gantk.engine.logger import console
+
+                console.print(
+                    f"--resume: {self.path} holds no complete checkpoint yet; starting the run at step 0",
+                    highlight=False,
+                )
+                self.tidy(0)
+                return None
+            return existing[-1]
+        if existing:
+            self.close()
+            raise GantkError(
+                f"run folder {self.path} already holds checkpoints (newest {existing[-1].name}); pass --resume to "
+                "continue it, or choose another --out. Nothing was overwritten."
+            )
+        self.tidy(0)  # a run that never saved left metrics behind: they belong to no checkpoint
+        return None
+
+    def _lock(self) -> None:
+        fh = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open while training
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise GantkError(
+                f"run folder {self.path} is in use by another gantk train process ({owner}); two runs in one "
+                "folder would overwrite each other's checkpoints. Wait for it to finish, or choose another --out."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        fh.flush()
+        self._lock_file = fh
+
+    def close(self, failed: bool = False) -> None:
+        """Release the lock; ``failed`` before anything was saved removes a folder this process created."""
+        if failed and self.created and not ckpt.step_checkpoints(self.path):
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def write_config(self, cfg: Any) -> None:
+        """``config.yaml``, replaced in one rename: a refused resume never leaves it half-changed."""
+        tmp = self.path / ".config.yaml.tmp"
+        dump_yaml(cfg, tmp)
+        os.replace(tmp, self.path / "config.yaml")
+
+    def tidy(self, step: int) -> None:
+        """Drop what a killed run left behind: temporary checkpoint folders, metrics past ``step``."""
+        for tmp in (self.path / "checkpoints").glob(".*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        metrics = self.path / "metrics.jsonl"
+        if not metrics.exists():
+            return
+        kept = []
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the kill
+        metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

@@ -1,0 +1,167 @@
+"""The run folder has one owner, is made only when training is sure to start, and --resume starts a
+run that has no checkpoint yet; whatever fails after a step has that step saved first (issue 16)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gantk.engine import Trainer
+from gantk.engine.checkpoint import step_checkpoints
+from gantk.engine.run_folder import RunFolder
+from gantk.errors import ConfigError, DataError, GantkError, RunFailed
+from tests.helpers import tiny_dcgan, tiny_plugin
+from tests.helpers_pairs import write_side_by_side
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused_naming_the_owner(tmp_path):
+    first = RunFolder(tmp_path / "run")
+    assert first.open(resume=False) is None
+    second = RunFolder(tmp_path / "run")
+    with pytest.raises(GantkError, match=r"in use by another gantk train process \(pid \d+"):
+        second.open(resume=True)
+    first.close()
+    assert second.open(resume=True) is None  # free again once the owner is done
+    second.close()
+
+
+def test_a_trainer_holds_the_lock_while_it_trains(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder)
+    trainer = Trainer(plugin, tmp_path / "run")
+    trainer.setup()
+    _, other = tiny_dcgan(image_folder)
+    with pytest.raises(GantkError, match="in use by another gantk train process"):
+        Trainer(other, tmp_path / "run", resume=True).fit()
+    trainer.fit()  # the refused one touched nothing
+    assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step_00000006"]
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path):
+    _, plugin = tiny_dcgan(tmp_path / "no-such-data")
+    with pytest.raises(DataError):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_resume_leaves_config_yaml_as_it_was(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder)
+    Trainer(plugin, tmp_path / "run").fit()
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    _, wider = tiny_dcgan(image_folder, model={"ngf": 8}, train={"max_steps": 8})
+    with pytest.raises(GantkError, match="do not match the network"):
+        Trainer(wider, tmp_path / "run", resume=True).fit()
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+    _, same = tiny_dcgan(image_folder, train={"max_steps": 8})
+    assert Trainer(same, tmp_path / "run", resume=True).fit().name == "step_00000008"
+
+
+def test_an_optimizer_for_a_network_the_plugin_does_not_build_is_refused(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, optim={"g": {"lr": 0.1}})
+    with pytest.raises(ConfigError, match=r"'optim\.g'.*builds only D, G.*Did you mean 'optim\.G'"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_networks_too_large_for_the_machine_are_refused_before_anything_is_allocated(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, model={"ngf": 60000})  # in range, but ~10^13 parameters
+    with pytest.raises(ConfigError, match=r"too large: G .* GB of parameters.*more than the .* GB of this cpu"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
+def _pix2pix(pairs, **sections):
+    layer = {
+        "data": {"name": str(pairs), "image_size": 32, "load_size": 36, "holdout": 4},
+        "model": {"ngf": 4, "ndf": 4, "num_downs": 5},
+        "train": {"device": "cpu", "max_steps": 4, "log_every": 2, "sample_every": 2, "eval_every": 2},
+    }
+    layer["train"]["tensorboard"] = False
+    return tiny_plugin("pix2pix", layer, sections)[1]
+
+
+def test_a_best_metric_the_plugin_does_not_report_is_refused_before_training(tmp_path):
+    pairs = write_side_by_side(tmp_path / "pairs", n=8)
+    with pytest.raises(ConfigError, match=r"'train.best_metric' is 'fid'.*reports only l1, psnr, ssim"):
+        Trainer(_pix2pix(pairs, train={"best_metric": "fid"}), tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_pix2pix_with_nothing_held_out_trains_samples_and_skips_its_metrics(tmp_path):
+    pairs = write_side_by_side(tmp_path / "pairs", n=8)
+    with pytest.warns(UserWarning, match="no held-out pairs"):
+        final = Trainer(_pix2pix(pairs, data={"holdout": 0}), tmp_path / "run").fit()
+    assert final.name == "step_00000004"
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "step_00000002.png",
+        "step_00000004.png",
+    ]  # grids of training inputs stand in for the held-out ones
+
+
+def test_whatever_fails_after_a_step_finds_that_step_saved_and_named(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 4, "max_steps": 6})
+
+    def evaluate(nets, ctx):
+        raise ZeroDivisionError("the report divided by zero")
+
+    plugin.evaluate = evaluate
+    with pytest.raises(RunFailed, match=r"ZeroDivisionError after step 4: .*checkpoint .*step_00000004.*--resume"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step_00000004"]
+    _, again = tiny_dcgan(image_folder, train={"max_steps": 6})
+    assert Trainer(again, tmp_path / "run", resume=True).fit().name == "step_00000006"
+
+
+def test_the_final_checkpoint_is_written_before_the_final_evaluation(image_folder, tmp_path):
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 100, "max_steps": 6})
+    seen = []
+
+    def evaluate(nets, ctx):
+        seen.append([p.name for p in step_checkpoints(tmp_path / "run")])
+        raise RuntimeError("evaluation broke")
+
+    plugin.evaluate = evaluate
+    with pytest.raises(RunFailed, match=r"step_00000006"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert seen == [["step_00000006"]]
+
+
+def test_checkpoint_minutes_saves_by_wall_clock_time(image_folder, tmp_path, monkeypatch):
+    from gantk.engine import trainer as trainer_module
+
+    clock = iter(range(0, 10_000, 45))  # every reading of the clock is 45 s later: a save is due every 2nd step
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: next(clock))
+    _, plugin = tiny_dcgan(image_folder, train={"checkpoint_minutes": 1.0, "keep_checkpoints": 10})
+    Trainer(plugin, tmp_path / "run").fit()
+    saved = [p.name for p in step_checkpoints(tmp_path / "run")]
+    assert len(saved) >= 3 and saved[-1] == "step_00000006"  # not only the final one
+
+
+def test_evaluation_and_samples_do_not_move_the_training_random_streams(image_folder, tmp_path):
+    """The checkpoint is written before samples and evaluation, so they must not draw from training's
+    streams: a run that samples and evaluates every step ends with the weights of one that never does."""
+    import torch
+    from safetensors.torch import load_file
+
+    def evaluate(nets, ctx):
+        torch.rand(100)  # a plugin's evaluation drawing from the global generator
+        return {}
+
+    _, quiet = tiny_dcgan(image_folder, train={"sample_every": 0})
+    _, busy = tiny_dcgan(image_folder, train={"sample_every": 1, "eval_every": 1})
+    busy.evaluate = evaluate
+    a = Trainer(quiet, tmp_path / "a").fit()
+    b = Trainer(busy, tmp_path / "b").fit()
+    for net in ("G", "D"):
+        wa, wb = load_file(a / f"{net}.safetensors"), load_file(b / f"{net}.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_fresh_start_in_a_folder_without_checkpoints_drops_stale_metrics(image_folder, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 99, "phase": "gan"}) + "\n")
+    _, plugin = tiny_dcgan(image_folder)
+    Trainer(plugin, run).fit()
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 99 not in steps and steps[-1] == 6
