@@ -203,7 +203,21 @@ class Plain(str):
 
 
 class _PlainLoader(yaml.SafeLoader):
-    """YAML's safe loader, but bools, numbers and dates come back as :class:`Plain` (text + value)."""
+    """YAML's safe loader, but bools, numbers and dates come back as :class:`Plain` (text + value), and a key
+    given twice in one mapping is an error (YAML keeps the last silently; a config means one of them)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key_node.value}' is given twice (lines {seen[key_node.value]} and {line})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _keeping_text(construct):

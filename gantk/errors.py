@@ -56,3 +56,9 @@ class RunFailed(GantkError):
     """Something after a training step failed (a sample grid, an evaluation); the step was saved first."""
 
     exit_code = 1
+
+
+class StepFailed(GantkError):
+    """The first training step failed before anything was trained: usually settings the networks cannot take."""
+
+    same_on_every_rank = True

@@ -273,3 +273,12 @@ def test_a_config_file_that_is_not_utf8_text_is_one_clear_error(tmp_path, conten
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=r"bad.yaml is not UTF-8 text"):
         load_yaml(path)
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused_naming_both_lines(tmp_path):
+    from gantk.config import load_yaml
+
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  batch_size: 4\n  batch_size: 8\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml .*'batch_size' is given twice \(lines 2 and 3\)"):
+        load_yaml(path)

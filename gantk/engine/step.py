@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from torch import nn
 from gantk.engine import distributed
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.optim import masked_step
-from gantk.errors import PluginError
+from gantk.errors import DataError, PluginError
 from gantk.plugin import Batch, GanPlugin, Phase, StepContext, Update
 
 
@@ -39,6 +40,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None, cache: bool = True
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
+
+
+class BatchDict(dict):
+    """A batch whose missing key is a clear error: data of another kind (``data.kind: paired`` for a plugin
+    that reads ``image``) gives batches with other keys, and a bare KeyError would say nothing of that."""
+
+    def __missing__(self, key: str) -> Any:
+        raise DataError(
+            f"the training step asked the batch for '{key}', but the data gives {', '.join(map(repr, self)) or 'nothing'}"
+            "; the dataset's kind (data.kind, or what --data holds) is not the kind this plugin trains on."
+        )
 
 
 class DeviceMeter:
@@ -105,7 +117,8 @@ class DeviceMeter:
             t.zero_()
         for t in self.first_bad.values():
             t.fill_(-1)
-        return {net: (host[j], host[len(nets) + j]) for j, net in enumerate(nets) if host[j]}
+        # the step as the progress line and checkpoint names count it: the first step is step 1
+        return {net: (host[j], host[len(nets) + j] + 1) for j, net in enumerate(nets) if host[j]}
 
 
 @dataclass
@@ -170,15 +183,16 @@ class TrainStep:
 
     def prepare(self, raw: Batch, ctx: StepContext) -> Batch:
         """uint8 images -> float in [-1, 1] (channels_last when asked), then the plugin's prepare_batch."""
-        out = {
-            k: v.float().div_(127.5).sub_(1.0) if v.dtype == torch.uint8 and v.dim() == 4 else v for k, v in raw.items()
-        }
-        out = self.parts.plugin.prepare_batch(out, ctx)
+        out = BatchDict(
+            (k, v.float().div_(127.5).sub_(1.0) if v.dtype == torch.uint8 and v.dim() == 4 else v)
+            for k, v in raw.items()
+        )
+        out = BatchDict(self.parts.plugin.prepare_batch(out, ctx))
         if self.parts.channels_last:  # after prepare_batch, whose crops and gathers decide the layout
-            out = {
-                k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+            out = BatchDict(
+                (k, v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v)
                 for k, v in out.items()
-            }
+            )
         return out
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -44,7 +44,7 @@ from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import StepParts, TrainStep, autocast
-from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, TrainingStopped
+from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
 from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
 from gantk.sampling import save_grid
 
@@ -358,6 +358,13 @@ class Trainer:
 
     def fit(self) -> Path:
         """Train up to ``train.max_steps`` generator steps; returns the final checkpoint folder."""
+        try:
+            return self._fit()
+        except StepFailed:  # nothing was trained: a folder this run made goes again, as for a refused setup
+            self.folder.close(failed=True)
+            raise
+
+    def _fit(self) -> Path:
         if not self.ready:
             self.setup()
         tc, world = self.cfg.train, self.world
@@ -385,7 +392,10 @@ class Trainer:
                 self.stop_flag.start(2 * self.stop_signal + self._save_due())  # agreed while the step runs
                 phase = self.phase_at(self.step)
                 raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase))]
-                self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
+                if self.step == self._first_step:
+                    self._first_step_checked(phase, raws)
+                else:
+                    self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
                 self.step += 1
                 self._after_step()
                 agreed = self.stop_flag.result(2 * self.stop_signal + self._save_due())
@@ -410,6 +420,25 @@ class Trainer:
                 self.stop_signal,
             )
         return last_saved
+
+    def _first_step_checked(self, phase: Phase, raws: list[Batch]) -> None:
+        """The first step of this process, with its failure explained: a config the networks or the data
+        cannot take (a depth too great for the image size, a batch of the wrong kind) fails here, after
+        every range was checked but before anything was trained, so nothing is lost by stopping."""
+        try:
+            self.runner(phase, raws, self.step)
+        except (GantkError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("GANTK_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise StepFailed(
+                f"the first training step of plugin '{self.cfg.plugin}' failed: {type(exc).__name__}: {first}. Nothing "
+                "was trained by this command, and no checkpoint changed. This is usually a combination of settings the networks cannot take (depths for "
+                "the image size, sizes for the data); check the model.* and data.* values (GANTK_DEBUG=1 shows "
+                "where it failed)."
+            ) from exc
 
     def _save_due(self) -> int:
         """1 when ``train.checkpoint_minutes`` of training passed since the last checkpoint."""

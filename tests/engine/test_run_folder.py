@@ -165,3 +165,21 @@ def test_a_fresh_start_in_a_folder_without_checkpoints_drops_stale_metrics(image
     Trainer(plugin, run).fit()
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert 99 not in steps and steps[-1] == 6
+
+
+def test_settings_the_networks_cannot_take_fail_the_first_step_in_one_paragraph(tmp_path):
+    from gantk.errors import StepFailed
+
+    pairs = write_side_by_side(tmp_path / "pairs", n=8)
+    plugin = _pix2pix(pairs, model={"n_layers": 8})  # in range, but 8 halvings of 32 px leave nothing
+    with pytest.raises(StepFailed, match=r"first training step of plugin 'pix2pix' failed: .*model\.\* and data\.\*"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_of_another_kind_names_the_key_the_step_asked_for(tmp_path):
+    pairs = write_side_by_side(tmp_path / "pairs", n=8)
+    _, plugin = tiny_dcgan(pairs)
+    plugin.cfg.data.kind = "paired"
+    with pytest.raises(DataError, match=r"asked the batch for 'image', but the data gives 'A', 'B'"):
+        Trainer(plugin, tmp_path / "run").fit()
