@@ -85,6 +85,36 @@ class ScratchFiles:
                 pass  # another request removed it first, or its folder is in use again
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """True when a server could bind ``host:port`` now."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_port(host: str, port: int | None, default: int, name: str) -> int:
+    """``port`` if free (else a one-line error naming it); without one, ``default`` or the next free port
+    above it, so two apps started as the README says both come up."""
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise SystemExit(f"{name}: error: --port must be between 1 and 65535; got {port}.")
+        if not port_is_free(host, port):
+            raise SystemExit(
+                f"{name}: error: port {port} on {host} is in use (another app or server); pass another --port, or "
+                "leave --port out to take the next free one."
+            )
+        return port
+    for candidate in range(default, default + 100):
+        if port_is_free(host, candidate):
+            return candidate
+    raise SystemExit(f"{name}: error: no free port in {default}..{default + 99} on {host}; pass --port.")
+
+
 def launch(app: gr.Blocks, host: str, port: int, **extra) -> None:
     """Serve ``app``: errors shown to the user, no server-side rendering (no Node), system fonts only."""
     app.launch(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, launch
+from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, choose_port, launch
 
 from gantk.data.images import open_image
 from gantk.errors import GantkError
@@ -30,6 +30,7 @@ from gantk.upscale import bicubic_image, load_upscaler, upscale_image
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = HERE / "checkpoints" / "srresnet-x4"
+DEFAULT_PORT = 7861  # the other app takes 7860: both can run side by side
 EXAMPLES = sorted((HERE / "examples").glob("*.png"))
 MAX_PIXELS = 512 * 512  # input pixels per request: about 10 s on 2 CPU cores with the shipped model
 MAX_UPLOAD = "10mb"  # per uploaded file (Gradio refuses larger uploads before they reach the app)
@@ -123,18 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="4x super-resolution with a gantk SR checkpoint.")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="SR run or checkpoint folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, help="port to serve on (default: 7861, or the next free one above it)")
     parser.add_argument(
         "--max-pixels", type=int, default=MAX_PIXELS, help=f"largest input, in pixels (default {MAX_PIXELS:,})"
     )
     args = parser.parse_args(argv)
+    port = choose_port(args.host, args.port, DEFAULT_PORT, "super-resolution app")
     torch.set_grad_enabled(False)
     try:
         up = Upscaler(args.checkpoint, max_pixels=args.max_pixels)
     except GantkError as exc:
         print(f"super-resolution app: error: {exc}", file=sys.stderr)
         return 2
-    launch(build_app(up), args.host, args.port, max_file_size=MAX_UPLOAD)
+    launch(build_app(up), args.host, port, max_file_size=MAX_UPLOAD)
     return 0
 
 

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import gradio as gr
 import torch
-from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, launch, whole_number
+from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, choose_port, launch, whole_number
 
 from gantk.errors import GantkError
 from gantk.sampling import grid_image, load_generator, sample, sample_per_class, walk_between_seeds
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cgan-mnist"
+DEFAULT_PORT = 7860  # the other app takes 7861: both can run side by side
 EVERY_CLASS = "every class"
 MAX_IMAGES = 100  # per request: keeps one request to well under a second on a CPU
 MAX_WALK_STEPS = 16
@@ -133,15 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Label-conditioned synthesis with a gantk CGAN checkpoint.")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="CGAN run or checkpoint folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, help="port to serve on (default: 7860, or the next free one above it)")
     args = parser.parse_args(argv)
+    port = choose_port(args.host, args.port, DEFAULT_PORT, "synthesis app")
     torch.set_grad_enabled(False)
     try:
         synth = Synthesizer(args.checkpoint)
     except GantkError as exc:
         print(f"synthesis app: error: {exc}", file=sys.stderr)
         return 2
-    launch(build_app(synth), args.host, args.port)
+    launch(build_app(synth), args.host, port)
     return 0
 
 

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from gantk.errors import GantkError
+from gantk.errors import GantkError, TrainingStopped
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,13 @@ def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> Non
     """What every command that loads a trained generator takes (``device``: it also runs the generator)."""
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
     p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
+    p.add_argument(
+        "--plugin",
+        metavar="DIR_OR_NAME",
+        help="the plugin to rebuild the networks with; needed for a model trained with a plugin folder, since "
+        "gantk never imports code from a path that a checkpoint names (default: the recorded built-in or "
+        "installed plugin)",
+    )
     if device:
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
@@ -150,7 +157,7 @@ def _add_classifier(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default="mnist", help="labelled dataset name or folder (one sub-folder per class)")
     p.add_argument("--image-size", type=int, default=32, help="side the images are resized to (default 32)")
-    p.add_argument("--channels", type=int, default=0, help="1 grey, 3 RGB, 0 as the data is")
+    p.add_argument("--channels", type=int, default=0, choices=(0, 1, 3), help="1 grey, 3 RGB, 0 as the data is")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--width", type=int, default=32, help="channels of the first conv stage")
     p.add_argument("--seed", type=int, default=0)
@@ -180,6 +187,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_eval(sub)
     return parser
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+#: the most images one ``gantk sample`` call draws (a grid of 10,000 64x64 images is a 6400x6400 PNG)
+MAX_SAMPLES = 10_000
+MAX_WALK_STEPS = 1_000
+MAX_SEED = 2**63 - 1
+#: the config sections ``gantk eval --set`` may change: how to evaluate, and where the data is
+EVAL_SECTIONS = ("eval", "data")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def check_range(flag: str, value: int | None, lo: int, hi: int) -> None:
+    """A command-line number outside ``[lo, hi]`` is one clear error naming the option."""
+    if value is not None and not lo <= value <= hi:
+        raise GantkError(f"{flag} must be between {lo:,} and {hi:,}; got {value:,}.")
+
+
+def check_output(out: Path, folder: bool) -> None:
+    """Refuse an output path that cannot be written before any work: a file where a folder is needed, a
+    folder where a file is, or a path under an existing file."""
+    for existing in (out, *out.parents):
+        if not existing.exists():
+            continue
+        if existing == out and folder and not out.is_dir():
+            raise GantkError(f"-o {out} is an existing file; this writes a folder there. Choose another path.")
+        if existing == out and not folder and out.is_dir():
+            raise GantkError(f"-o {out} is an existing folder; this writes one file there. Give a file name.")
+        if existing != out and not existing.is_dir():
+            raise GantkError(f"-o {out}: {existing} is a file, so nothing can be written under it.")
+        return
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -287,6 +326,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gantk.config import load_yaml, to_dict
     from gantk.engine import PluginSource, train
 
+    if args.max_steps is not None and args.max_steps < 0:
+        raise GantkError(f"--max-steps must be 0 or more; got {args.max_steps}.")
     spec, cls = registry.load(args.plugin)
     out = Path(args.out or Path("runs") / spec.name)
     layers = []
@@ -302,12 +343,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cli:
         layers.append((cli, "the command line"))
     cfg = registry.make_config(spec, cls, layers, args.overrides)
-    if args.print_config:
+    plugin = cls(cfg)
+    if args.print_config:  # resolved as training resolves it: the data fills data.channels, data.kind, ...
         import yaml
 
+        from gantk.engine.trainer import prepare_dataset
+
+        try:
+            prepare_dataset(plugin)
+        except GantkError as exc:  # still show the config: the data is what is wrong, and this says so
+            print(f"gantk: note: data.* not resolved from the data: {exc}", file=sys.stderr)
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    plugin = cls(cfg)
     source = PluginSource(name=spec.name, source=spec.source, location=spec.location)
     train(plugin, out, source, resume=args.resume)
     return 0
@@ -318,28 +365,31 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.sampling import interpolate, load_generator, sample, sample_per_class, save_each, save_grid
 
-    if args.n is not None and args.n < 1:
-        raise GantkError(f"-n must be at least 1; got {args.n}.")
-    device = select_device(args.device)
-    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last")
+    check_range("--interpolate", args.interpolate, 2, MAX_WALK_STEPS)
+    check_range("-n", args.n, 1, MAX_SAMPLES if args.interpolate is None else MAX_SAMPLES // args.interpolate)
+    check_range("--seed", args.seed, 0, MAX_SEED)
     out = Path(args.output)
+    check_output(out, folder=out.suffix.lower() not in IMAGE_SUFFIXES)
+    device = select_device(args.device)
+    plugin, G = load_generator(
+        args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last", plugin=args.plugin
+    )
     classes = plugin.class_names()
     if args.label is not None and not classes:
         raise GantkError(f"--label {args.label}: this {plugin.name} model is not class-conditional; drop --label.")
     conditions = {"label": args.label} if args.label is not None else {}
     if args.interpolate is not None:
-        if args.interpolate < 2:
-            raise GantkError(f"--interpolate needs at least 2 steps; got {args.interpolate}.")
         images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device, **conditions)
         nrow = args.interpolate
     elif classes and args.label is None:  # one row per class, -n images each (default 8)
         per_class = args.n or 8
+        check_range("-n (per class)", per_class, 1, MAX_SAMPLES // len(classes))
         images = sample_per_class(plugin, G, per_class, args.seed, device)
         nrow = per_class
     else:
         images = sample(plugin, G, args.n or 64, args.seed, device, **conditions)
         nrow = None
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+    if out.suffix.lower() in IMAGE_SUFFIXES:
         save_grid(images, out, nrow=nrow)
         console.print(f"wrote a grid of {len(images)} images to {out}", highlight=False)
     else:
@@ -352,6 +402,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from gantk.engine import checkpoint as ckpt
     from gantk.engine.logger import console
 
+    check_output(Path(args.output), folder=True)
     folder = ckpt.export_generator(
         Path(args.checkpoint), Path(args.output), "best" if args.best else "last", use_ema=not args.no_ema
     )
@@ -372,12 +423,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gantk.plugin import EvalContext
     from gantk.sampling import load_generator
 
+    out = Path(args.output)
+    check_output(out, folder=True)
+    for item in args.overrides:  # the networks are the checkpoint's: only how they are evaluated may change
+        if item.partition("=")[0].strip().split(".")[0] not in EVAL_SECTIONS:
+            raise GantkError(
+                f"gantk eval --set {item}: only {' and '.join(f'{s}.*' for s in EVAL_SECTIONS)} keys can change "
+                "at evaluation; the rest of the config belongs to the checkpoint (its networks were built with it)."
+            )
     device = select_device(args.device)
     which = "best" if args.best else "last"
-    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which=which)
+    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin)
     step = int(ckpt.read_meta(ckpt.find_checkpoint(Path(args.checkpoint), which)).get("step") or 0)
     plugin = type(plugin)(resolve(type(plugin.cfg), [(to_dict(plugin.cfg), "the checkpoint")], args.overrides))
-    out = Path(args.output)
     with torch.no_grad():
         metrics = plugin.evaluate({plugin.generator: G}, EvalContext(device, step, out / "eval"))
     if not metrics:
@@ -423,7 +481,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.sampling import load_generator, save_image_file
 
     device = select_device(args.device)
-    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last")
+    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin)
     pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
     channels = plugin.cfg.data.channels or 3
     for src, dst in pairs:
@@ -442,11 +500,13 @@ def _input_output_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
     from gantk.data.images import image_files
 
     if source.is_dir():
+        check_output(out, folder=True)
         pairs = [(p, out / p.relative_to(source).with_suffix(".png")) for p in image_files(source)]
         if not pairs:
             raise GantkError(f"input folder {source} holds no images.")
         return pairs
     if source.is_file():
+        check_output(out, folder=not out.suffix)
         return [(source, out if out.suffix else out / (source.stem + ".png"))]
     raise GantkError(f"input {source} does not exist; expected an image file or a folder of images.")
 
@@ -459,10 +519,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.upscale import load_upscaler, upscale_image
 
-    plugin, G = load_upscaler(args.checkpoint, select_device(args.device), "best" if args.best else "last")
+    plugin, G = load_upscaler(
+        args.checkpoint, select_device(args.device), "best" if args.best else "last", plugin_ref=args.plugin
+    )
     if args.tile is not None:
-        if args.tile < 8:
-            raise GantkError(f"--tile must be at least 8 pixels; got {args.tile}.")
+        check_range("--tile", args.tile, 8, 8192)
         plugin.cfg.eval.tile = args.tile
     pairs = _input_output_pairs(Path(args.input), Path(args.output))
     for src, dst in pairs:
@@ -483,8 +544,11 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.metrics import classifier as clf
 
-    if args.steps < 1 or args.width < 1:
-        raise GantkError(f"--steps and --width must be at least 1; got {args.steps} and {args.width}.")
+    check_range("--steps", args.steps, 1, 10_000_000)
+    check_range("--width", args.width, 1, 1024)
+    check_range("--image-size", args.image_size, 8, 1024)
+    check_range("--seed", args.seed, 0, MAX_SEED)
+    check_output(Path(args.output), folder=True)
     data = DataConfig(name=args.data, image_size=args.image_size, channels=args.channels)
     dataset = load_dataset(data, split="train")
     model, held = clf.train_classifier(
@@ -539,12 +603,15 @@ def main(argv: list[str] | None = None) -> int:
     if not world.is_main:  # every rank runs the same code: rank 0 says each warning once for all
         warnings.simplefilter("ignore")
     try:
+        if getattr(args, "output", None) is not None and not args.output.strip():
+            raise GantkError("-o is empty; give a file or folder to write.")
         return COMMANDS[args.command](args)
     except GantkError as exc:
         if os.environ.get("GANTK_DEBUG"):
             raise
         if not isinstance(exc, PeerFailed) and (world.is_main or not exc.same_on_every_rank):
-            print(f"gantk: error: {rank}{exc}", file=sys.stderr)
+            kind = "" if isinstance(exc, TrainingStopped) else "error: "  # a requested stop is not an error
+            print(f"gantk: {kind}{rank}{exc}", file=sys.stderr)
         return exc.exit_code
     except RuntimeError as exc:
         if os.environ.get("GANTK_DEBUG") or not (world.distributed and _lost_peer(exc)):

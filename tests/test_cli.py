@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO
+from tests.helpers import REPO, write_image_folder
 
 
 def gantk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -34,7 +34,7 @@ def test_plugins_table():
     [
         (["train", "nosuchplugin"], "unknown plugin 'nosuchplugin'"),
         (["train", "dcgan", "--set", "train.batch_sise=3"], "Did you mean 'train.batch_size'"),
-        (["train", "dcgan", "--set", "train.batch_size=big"], "must be an integer"),
+        (["train", "dcgan", "--set", "train.batch_size=big"], "must be a whole number"),
         (["train", "dcgan", "--data", "/nonexistent/folder/x"], "neither an existing folder"),
         (["sample", "/nonexistent/run"], "does not exist"),
         (["train", "dcgan", "--nproc", "0"], "--nproc must be at least 1; got 0"),
@@ -68,10 +68,14 @@ def test_train_resume_sample(image_folder, tmp_path):
     assert Image.open(walk).size == (5 * 18 + 2, 2 * 18 + 2)
 
 
-def test_print_config_shows_resolved_values():
+def test_print_config_shows_resolved_values(tmp_path):
     out = gantk("train", "dcgan", "--set", "train.batch_size=64", "--set", "model.ngf=32", "--print-config")
     assert out.returncode == 0
     assert "batch_size: 64" in out.stdout and "ngf: 32" in out.stdout
+    grey = write_image_folder(tmp_path / "grey", n=4, size=16, mode="L")
+    out = gantk("train", "dcgan", "--data", str(grey), "--print-config")
+    assert out.returncode == 0, out.stderr
+    assert "kind: image_folder" in out.stdout and "channels: 1" in out.stdout  # filled in from the data
 
 
 def test_nproc_hands_the_rest_of_the_command_to_torchrun():
@@ -79,3 +83,55 @@ def test_nproc_hands_the_rest_of_the_command_to_torchrun():
 
     argv = ["train", "plugins/dcgan", "--nproc", "2", "--set", "train.batch_size=8", "--nproc=4", "--resume"]
     assert _strip_nproc(argv) == ["train", "plugins/dcgan", "--set", "train.batch_size=8", "--resume"]
+
+
+# ---- issue 16: hostile values on the command line, refused before any work, in one paragraph
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from gantk.engine import Trainer
+    from tests.helpers import tiny_dcgan
+
+    root = tmp_path_factory.mktemp("cli-run")
+    _, plugin = tiny_dcgan(write_image_folder(root / "img", n=16, size=16))
+    Trainer(plugin, root / "run").fit()
+    return root / "run"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample", "RUN", "-n", "1000000000", "-o", "TMP/a.png"], "-n must be between 1 and 10,000"),
+        (["sample", "RUN", "--interpolate", "1000000", "-o", "TMP/a.png"], "--interpolate must be between 2 and 1,000"),
+        (["sample", "RUN", "--interpolate", "100", "-n", "500", "-o", "TMP/a.png"], "-n must be between 1 and 100"),
+        (["sample", "RUN", "--seed", str(2**70), "-o", "TMP/a.png"], "--seed must be between"),
+        (["sample", "RUN", "-o", "TMP/file/a.png"], "TMP/file is a file, so nothing can be written under it"),
+        (["sample", "RUN", "-o", "TMP/file"], "-o TMP/file is an existing file; this writes a folder"),
+        (["eval", "RUN", "-o", "TMP/file/x"], "TMP/file is a file"),
+        (["export", "RUN", "-o", "TMP/file/x"], "TMP/file is a file"),
+        (["translate", "RUN", "TMP/file", "-o", "TMP/file/y.png"], "TMP/file is a file"),
+        (["train", "dcgan", "--max-steps", "-5"], "--max-steps must be 0 or more; got -5"),
+        (["classifier", "--image-size", "0", "-o", "TMP/c"], "--image-size must be between 8 and 1,024"),
+        (["sample", "RUN", "-o", ""], "-o is empty"),
+        (["eval", "RUN", "--set", "model.ngf=8", "-o", "TMP/e"], "only eval.* and data.* keys can change"),
+    ],
+)
+def test_bad_command_line_values_are_one_paragraph_before_any_work(tiny_run, tmp_path, capsys, args, message):
+    from gantk.cli import main
+
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("RUN", str(tiny_run)).replace("TMP", str(tmp_path)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message.replace("TMP", str(tmp_path)) in " ".join(err.split()), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing was written
+
+
+def test_datasets_says_how_many_facades_pairs_there_are(capsys):
+    from gantk.cli import main
+
+    assert main(["datasets"]) == 0
+    said = capsys.readouterr()
+    text = " ".join((said.out + said.err).split())
+    assert "facades" in text and "400 CMP facade photos" in text
