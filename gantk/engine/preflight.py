@@ -26,8 +26,16 @@ TRAINING_COPIES = 4
 
 
 def check_config(plugin: GanPlugin) -> None:
-    """Refuse a best metric the plugin's evaluation does not report (before the first evaluation)."""
+    """Before the data is read: the networks can be built from this config (an image size the architecture
+    cannot take is refused now, not after decoding the dataset), and the best metric is one the plugin
+    reports (not at the first evaluation)."""
     cfg = plugin.cfg
+    channels = cfg.data.channels
+    cfg.data.channels = channels or 3  # filled in from the data later; no architecture rule depends on it
+    try:
+        network_bytes(plugin)
+    finally:
+        cfg.data.channels = channels
     best = cfg.train.best_metric
     reported = plugin.metric_names()
     if best and reported and best not in reported:

@@ -183,3 +183,10 @@ def test_data_of_another_kind_names_the_key_the_step_asked_for(tmp_path):
     plugin.cfg.data.kind = "paired"
     with pytest.raises(DataError, match=r"asked the batch for 'image', but the data gives 'A', 'B'"):
         Trainer(plugin, tmp_path / "run").fit()
+
+
+def test_an_image_size_the_architecture_cannot_take_is_refused_before_the_data_is_read(tmp_path):
+    _, plugin = tiny_dcgan(tmp_path / "no-such-data")
+    plugin.cfg.data.image_size = 20  # DCGAN takes powers of two
+    with pytest.raises(ConfigError, match=r"power of two >= 16, got 20"):  # not the missing data: checked first
+        Trainer(plugin, tmp_path / "run").fit()
