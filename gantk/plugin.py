@@ -159,6 +159,15 @@ class GanPlugin:
         """The plugin's defaults file: ``defaults.yaml`` beside the module that defines the class."""
         return Path(inspect.getfile(cls)).with_name("defaults.yaml")
 
+    # ---- config -----------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """Refuse combinations of values the networks or the data path cannot take, with a ConfigError
+        naming the keys (``data.image_size`` not a multiple of what the architecture halves it by, ...).
+
+        Called before the data is read and before anything is written; each field's own range is already
+        checked (``gantk.config.Range``). A rule that needs the data belongs in ``build_dataset``.
+        """
+
     # ---- data -------------------------------------------------------------------------------------
     def build_dataset(self, split: str = "train") -> torch.utils.data.Dataset:
         """The training data. Items are dicts of tensors; uint8 images become float [-1, 1] on the device.

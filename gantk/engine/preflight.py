@@ -26,16 +26,11 @@ TRAINING_COPIES = 4
 
 
 def check_config(plugin: GanPlugin) -> None:
-    """Before the data is read: the networks can be built from this config (an image size the architecture
-    cannot take is refused now, not after decoding the dataset), and the best metric is one the plugin
+    """Before the data is read: the plugin's own rules on combinations of values (an image size its
+    architecture cannot take is refused now, not after decoding the dataset), and a best metric the plugin
     reports (not at the first evaluation)."""
     cfg = plugin.cfg
-    channels = cfg.data.channels
-    cfg.data.channels = channels or 3  # filled in from the data later; no architecture rule depends on it
-    try:
-        network_bytes(plugin)
-    finally:
-        cfg.data.channels = channels
+    plugin.check_config()
     best = cfg.train.best_metric
     reported = plugin.metric_names()
     if best and reported and best not in reported:

@@ -124,6 +124,9 @@ class DCGAN(GanPlugin):
 
     cfg: DCGANConfig
 
+    def check_config(self) -> None:
+        _blocks(self.cfg.data.image_size)
+
     def build_networks(self) -> dict[str, nn.Module]:
         m, d = self.cfg.model, self.cfg.data
         G = Generator(m.nz, m.ngf, d.channels, d.image_size)

@@ -118,8 +118,7 @@ class Pix2Pix(GanPlugin):
     # ---- data ---------------------------------------------------------------------------------------
     def build_dataset(self, split: str = "train") -> TensorDataset:
         d = self.cfg.data
-        if d.load_size < d.image_size:
-            raise ConfigError(f"data.load_size ({d.load_size}) must be at least data.image_size ({d.image_size}).")
+        self.check_config()
         pairs = load_dataset(d, split)
         if not isinstance(pairs, TensorDataset):
             pairs = pairs.preload()  # type: ignore[attr-defined]  # pix2pix always keeps its data in memory
@@ -156,13 +155,24 @@ class Pix2Pix(GanPlugin):
         return {"input": x[:, :c], "target": x[:, c:]}
 
     # ---- networks and losses ------------------------------------------------------------------------
+    def check_config(self) -> None:
+        d, m = self.cfg.data, self.cfg.model
+        if d.image_size % 2**m.num_downs:
+            raise ConfigError(
+                f"data.image_size={d.image_size} must be a multiple of 2**model.num_downs={2**m.num_downs} (the "
+                "U-Net halves it num_downs times)."
+            )
+        if m.n_layers and d.image_size // 2**m.n_layers < 4:
+            raise ConfigError(
+                f"model.n_layers={m.n_layers} is too deep for data.image_size={d.image_size}: the PatchGAN halves "
+                f"the image n_layers times and needs at least 4x4 left (n_layers <= {(d.image_size // 4).bit_length() - 1})."
+            )
+        if d.load_size < d.image_size:
+            raise ConfigError(f"data.load_size ({d.load_size}) must be at least data.image_size ({d.image_size}).")
+
     def build_networks(self) -> dict[str, nn.Module]:
         m, c = self.cfg.model, self.cfg.data.channels
-        if self.cfg.data.image_size % 2**m.num_downs:
-            raise ConfigError(
-                f"data.image_size={self.cfg.data.image_size} must be a multiple of 2**model.num_downs="
-                f"{2**m.num_downs} (the U-Net halves it num_downs times)."
-            )
+        self.check_config()
         G = UNetGenerator(c, c, m.ngf, m.num_downs, m.norm, m.dropout)
         D = PatchDiscriminator(2 * c, m.ndf, m.n_layers, m.norm)  # judges (input, output) pairs
         G.apply(init_weights)

@@ -109,12 +109,16 @@ class SRGAN(GanPlugin):
     def data_root(self) -> Path:
         return locate(self.cfg.data.name, "sr")[0]
 
-    def build_dataset(self, split: str = "train") -> TensorDataset:
+    def check_config(self) -> None:
         d = self.cfg.data
         if not d.patch <= d.tile:
             raise ConfigError(f"data.patch ({d.patch}) must be at most data.tile ({d.tile}).")
         if d.patch % self.cfg.model.scale:
             raise ConfigError(f"data.patch ({d.patch}) must be a multiple of model.scale ({self.cfg.model.scale}).")
+
+    def build_dataset(self, split: str = "train") -> TensorDataset:
+        d = self.cfg.data
+        self.check_config()
         root = self.data_root()
         folders = [root / s for s in d.train_sets] or [root]
         missing = [str(f) for f in folders if not f.is_dir()]
