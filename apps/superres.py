@@ -33,6 +33,7 @@ DEFAULT_CHECKPOINT = HERE / "checkpoints" / "srresnet-x4"
 DEFAULT_PORT = 7861  # the other app takes 7860: both can run side by side
 EXAMPLES = sorted((HERE / "examples").glob("*.png"))
 MAX_PIXELS = 512 * 512  # input pixels per request: about 10 s on 2 CPU cores with the shipped model
+MAX_PIXELS_LIMIT = 8192 * 8192  # the most --max-pixels may allow (a 4x output of 1 GB per request)
 MAX_UPLOAD = "10mb"  # per uploaded file (Gradio refuses larger uploads before they reach the app)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -130,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     port = choose_port(args.host, args.port, DEFAULT_PORT, "super-resolution app")
+    if not 1 <= args.max_pixels <= MAX_PIXELS_LIMIT:
+        print(
+            f"super-resolution app: error: --max-pixels must be between 1 and {MAX_PIXELS_LIMIT:,}; got "
+            f"{args.max_pixels:,}.",
+            file=sys.stderr,
+        )
+        return 2
     torch.set_grad_enabled(False)
     try:
         up = Upscaler(args.checkpoint, max_pixels=args.max_pixels)

@@ -332,7 +332,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / spec.name)
     layers = []
     if args.resume and (out / "config.yaml").is_file():
-        layers.append((load_yaml(out / "config.yaml"), str(out / "config.yaml")))
+        saved = load_yaml(out / "config.yaml")
+        if saved.get("plugin") and str(saved["plugin"]) != spec.name:
+            raise GantkError(
+                f"--resume: run folder {out} was trained with plugin '{saved['plugin']}', not '{spec.name}'; resume "
+                f"it with gantk train {saved['plugin']} --out {out} --resume, or choose another --out."
+            )
+        layers.append((saved, str(out / "config.yaml")))
     layers += [(load_yaml(f), f) for f in args.config]
     cli = {}
     if args.data:
@@ -500,6 +506,8 @@ def _input_output_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
     from gantk.data.images import image_files
 
     if source.is_dir():
+        if out.suffix.lower() in IMAGE_SUFFIXES:
+            raise GantkError(f"-o {out} names an image file, but the input {source} is a folder; give a folder.")
         check_output(out, folder=True)
         pairs = [(p, out / p.relative_to(source).with_suffix(".png")) for p in image_files(source)]
         if not pairs:
@@ -622,6 +630,12 @@ def main(argv: list[str] | None = None) -> int:
             f"stopped; its own message is above): {first}",
             file=sys.stderr,
         )
+        return 1
+    except OSError as exc:  # a file system refusal no check foresaw (permissions, a vanished folder, a full disk)
+        if os.environ.get("GANTK_DEBUG"):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"gantk: error: {rank}{exc.strerror or exc}{where}. GANTK_DEBUG=1 shows where.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("gantk: interrupted", file=sys.stderr)

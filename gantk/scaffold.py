@@ -195,6 +195,8 @@ def scaffold(name: str, folder: Path) -> list[Path]:
             f"plugin name {name!r} is not valid: use lower-case letters, digits and underscores, starting with "
             "a letter (it becomes a Python package and an entry-point name)."
         )
+    if folder.exists() and not folder.is_dir():
+        raise GantkError(f"--dir {folder} is a file; choose a folder. Nothing was written.")
     if folder.exists() and any(folder.iterdir()):
         raise GantkError(f"{folder} exists and is not empty; choose another --dir. Nothing was written.")
     package = f"gantk_{name}"
@@ -214,9 +216,12 @@ def scaffold(name: str, folder: Path) -> list[Path]:
         "README.md": README,
     }
     written = []
-    for rel, template in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(**fields), encoding="utf-8")
-        written.append(path)
+    try:
+        for rel, template in files.items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(template.format(**fields), encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise GantkError(f"cannot write the plugin into {folder}: {exc.strerror or exc} ({exc.filename}).") from None
     return written

@@ -114,6 +114,9 @@ def tiny_run(tmp_path_factory):
         (["train", "dcgan", "--max-steps", "-5"], "--max-steps must be 0 or more; got -5"),
         (["classifier", "--image-size", "0", "-o", "TMP/c"], "--image-size must be between 8 and 1,024"),
         (["sample", "RUN", "-o", ""], "-o is empty"),
+        (["train", "pix2pix", "--out", "RUN", "--resume"], "was trained with plugin 'dcgan', not 'pix2pix'"),
+        (["translate", "RUN", "TMP", "-o", "TMP/out.png"], "names an image file, but the input"),
+        (["plugins", "new", "ok_name", "--dir", "TMP/file/pkg"], "cannot write the plugin into"),
         (["eval", "RUN", "--set", "model.ngf=8", "-o", "TMP/e"], "only eval.* and data.* keys can change"),
     ],
 )

@@ -29,3 +29,9 @@ def test_an_explicit_busy_port_is_one_line_naming_it():
 
 def test_the_two_apps_default_to_different_ports():
     assert load_app("synthesis").DEFAULT_PORT != load_app("superres").DEFAULT_PORT
+
+
+def test_a_negative_pixel_limit_is_one_line_before_anything_loads(capsys):
+    superres = load_app("superres")
+    assert superres.main(["--max-pixels", "-5", "--checkpoint", "/nonexistent"]) == 2
+    assert "--max-pixels must be between 1 and" in capsys.readouterr().err
