@@ -102,6 +102,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     _add_checkpoint_args(p, device=False)
     p.add_argument("--no-ema", action="store_true", help="export the raw generator even when EMA weights exist")
+    p.add_argument(
+        "--format",
+        choices=("safetensors", "onnx", "torchscript"),
+        default="safetensors",
+        help="safetensors (default: a gantk checkpoint), onnx or torchscript (a model file checked against "
+        "PyTorch on the spot; export.json documents its inputs and the check)",
+    )
     p.add_argument("-o", "--output", required=True, help="folder to write")
 
 
@@ -409,9 +416,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
 
     check_output(Path(args.output), folder=True)
-    folder = ckpt.export_generator(
-        Path(args.checkpoint), Path(args.output), "best" if args.best else "last", use_ema=not args.no_ema
-    )
+    which = "best" if args.best else "last"
+    if args.format != "safetensors":
+        from gantk.deploy import export_model
+
+        info = export_model(Path(args.checkpoint), Path(args.output), args.format, which, not args.no_ema, args.plugin)
+        inputs = ", ".join(f"{i['name']} {i['dtype']} {i['example_shape']}" for i in info["inputs"])
+        worst = max(info["parity"]["max_abs_diff"].values())
+        console.print(
+            f"exported the generator to {args.output}/{info['model']} ({args.format}); inputs: {inputs}. Checked "
+            f"with {info['parity']['runtime']} against PyTorch: max difference {worst:.2g} (tolerance "
+            f"{info['parity']['tolerance']:g})",
+            highlight=False,
+        )
+        return 0
+    folder = ckpt.export_generator(Path(args.checkpoint), Path(args.output), which, use_ema=not args.no_ema)
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     console.print(f"exported the generator to {folder} ({size:.1f} MB)", highlight=False)
     return 0

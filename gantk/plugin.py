@@ -225,6 +225,15 @@ class GanPlugin:
         """
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not sample from noise")
 
+    def export_inputs(self) -> dict[str, Tensor]:
+        """Example generator inputs for ``gantk export --format onnx|torchscript``, made without any data.
+
+        The keys become the exported model's input names; the first axis of each is dynamic (the batch),
+        and so are the height and width of 4-D image inputs. By default two of :meth:`sample_inputs`; an
+        image-to-image plugin returns an input image batch instead.
+        """
+        return self.sample_inputs(2, torch.Generator().manual_seed(0))
+
     def generate(self, G: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
         """Run the generator on ``inputs``; returns images in [-1, 1]."""
         return G(inputs["z"])

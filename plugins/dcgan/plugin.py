@@ -80,7 +80,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(len(z), -1, 1, 1))
+        return self.net(z.flatten(1)[:, :, None, None])  # no len(): the batch stays dynamic when exported
 
 
 class Discriminator(nn.Module):

@@ -233,6 +233,11 @@ class Pix2Pix(GanPlugin):
         pairs = self.holdout if len(self.holdout) else self._first_pairs
         return {"input": self._inputs_targets(pairs)[0][:n]}
 
+    def export_inputs(self) -> dict[str, torch.Tensor]:
+        """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
+        s, c = self.cfg.data.image_size, self.cfg.data.channels or 3
+        return {"input": torch.rand(2, c, s, s, generator=torch.Generator().manual_seed(0)) * 2 - 1}
+
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])
 

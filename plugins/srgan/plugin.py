@@ -231,6 +231,11 @@ class SRGAN(GanPlugin):
         crops = [crops[i % len(crops)] for i in range(n)]
         return {"lr": torch.stack(crops).float().div(127.5).sub(1)}
 
+    def export_inputs(self) -> dict[str, torch.Tensor]:
+        """Two LR images of 24x24 (the exported model takes any height and width)."""
+        c = self.cfg.data.channels or 3
+        return {"lr": torch.rand(2, c, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1}
+
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["lr"])
 

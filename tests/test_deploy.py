@@ -1,0 +1,100 @@
+"""gantk export --format onnx|torchscript: the generator exported, checked against PyTorch on the spot
+(issue 20, first part: the exports; serving them from sample/translate/upscale and the apps is next)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gantk.deploy import TOLERANCE, export_model
+from gantk.engine import Trainer
+from gantk.errors import GantkError
+from gantk.sampling import load_generator
+from tests.helpers import tiny_dcgan, tiny_plugin, write_image_folder
+from tests.helpers_pairs import write_side_by_side
+
+
+@pytest.fixture(scope="module")
+def dcgan_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("deploy")
+    _, plugin = tiny_dcgan(write_image_folder(root / "img", n=16, size=16), train={"max_steps": 2})
+    Trainer(plugin, root / "run").fit()
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def pix2pix_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("deploy-p2p")
+    layer = {
+        "data": {"name": str(write_side_by_side(root / "pairs", n=6)), "image_size": 32, "load_size": 36, "holdout": 2},
+        "model": {"ngf": 4, "ndf": 4, "num_downs": 5},
+        "train": {"device": "cpu", "max_steps": 2, "sample_every": 0, "eval_every": 0, "tensorboard": False},
+    }
+    _, plugin = tiny_plugin("pix2pix", layer, {})
+    Trainer(plugin, root / "run").fit()
+    return root / "run"
+
+
+def test_onnx_export_runs_in_onnxruntime_like_pytorch_at_any_batch_size(dcgan_run, tmp_path):
+    import onnxruntime
+
+    info = export_model(dcgan_run, tmp_path / "onnx", "onnx")
+    folder = tmp_path / "onnx"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "export.json", "generator.onnx"]
+    assert json.loads((folder / "export.json").read_text()) == info
+    assert [i["name"] for i in info["inputs"]] == ["z"] and info["dynamic_axes"]["z"] == {"0": "batch"}
+    assert max(info["parity"]["max_abs_diff"].values()) <= TOLERANCE
+    # the deployment side, with nothing of gantk's training code: onnxruntime on a batch of 5
+    _, G = load_generator(dcgan_run)
+    z = torch.randn(5, 8)
+    session = onnxruntime.InferenceSession(str(folder / "generator.onnx"))
+    got = session.run(None, {"z": z.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(got - G(z).numpy()).max() <= TOLERANCE
+
+
+def test_an_image_to_image_generator_exports_with_dynamic_height_and_width(pix2pix_run, tmp_path):
+    for fmt in ("onnx", "torchscript"):
+        info = export_model(pix2pix_run, tmp_path / fmt, fmt)
+        assert info["dynamic_axes"]["input"] == {"0": "batch", "2": "height", "3": "width"}
+        assert info["parity"]["max_abs_diff"]["other shapes"] <= TOLERANCE  # batch 3, twice the width
+
+
+def test_an_export_that_does_not_match_is_an_error_and_leaves_nothing(dcgan_run, tmp_path, monkeypatch):
+    from gantk import deploy
+
+    real = deploy._run_exported
+    monkeypatch.setattr(deploy, "_run_exported", lambda fmt, path, inputs: real(fmt, path, inputs) + 0.01)
+    with pytest.raises(
+        GantkError, match=r"does not match PyTorch: the largest difference is 0.01.*Nothing was written"
+    ):
+        export_model(dcgan_run, tmp_path / "bad", "torchscript")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary
+
+
+def test_an_existing_output_and_test_time_dropout_are_refused(dcgan_run, pix2pix_run, tmp_path):
+    (tmp_path / "there").mkdir()
+    with pytest.raises(GantkError, match="exists; an export writes a new folder"):
+        export_model(dcgan_run, tmp_path / "there", "onnx")
+    config = pix2pix_run / "checkpoints" / "step_00000002" / "config.json"
+    meta = json.loads(config.read_text())
+    meta["config"]["eval"]["test_mode"] = "train"
+    from tests.engine.test_checkpoint import _rewrite_config
+
+    _rewrite_config(config.parent, meta)
+    with pytest.raises(GantkError, match=r"test-time dropout .* Export is refused"):
+        export_model(pix2pix_run, tmp_path / "p2p", "onnx")
+
+
+def test_the_command_prints_the_inputs_and_the_measured_difference(dcgan_run, tmp_path, capsys):
+    from gantk.cli import main
+
+    assert main(["export", str(dcgan_run), "--format", "torchscript", "-o", str(tmp_path / "ts")]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "inputs: z float32 [2, 8]" in said and "against PyTorch: max difference" in said
+    module = torch.jit.load(str(tmp_path / "ts" / "generator.pt"))
+    assert module(torch.randn(7, 8)).shape == (7, 3, 16, 16)
