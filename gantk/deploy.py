@@ -8,6 +8,10 @@ image inputs), with the tolerance and the maximum difference measured. An export
 is an error and leaves nothing under the output name: it is written into a temporary folder that is
 renamed into place only after the check passed.
 
+``gantk sample``, ``translate`` and ``upscale`` and the two apps take an ONNX export folder wherever they
+take a checkpoint: :func:`gantk.sampling.load_generator` then returns :class:`OnnxGenerator`, which runs
+the graph in ONNX Runtime behind the generator's usual call.
+
 The generator is exported in eval mode: batch norm uses its running statistics, dropout is off. A
 checkpoint whose config asks for test-time dropout (pix2pix's ``eval.test_mode: train``) is refused,
 because an exported graph would silently give eval-mode outputs instead.
@@ -102,7 +106,10 @@ def export_model(
             f"{folder} asks for test-time dropout and batch statistics (eval.test_mode: train); an exported graph "
             "runs in eval mode and would silently differ from gantk translate. Export is refused for it."
         )
-    inputs = plugin.export_inputs()
+    try:
+        inputs = plugin.export_inputs()
+    except NotImplementedError as exc:
+        raise GantkError(f"plugin '{plugin.cfg.plugin}' cannot be exported to {fmt}: {exc}.") from None
     names = list(inputs)
     model = ExportedGenerator(plugin, G, names).eval()
     with torch.no_grad():
@@ -115,7 +122,16 @@ def export_model(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         path = tmp / MODEL_FILES[fmt]
-        _write(fmt, model, inputs, path)
+        try:
+            _write(fmt, model, inputs, path)
+        except GantkError:
+            raise
+        except Exception as exc:  # the exporter's own refusal (an op it cannot express): one paragraph
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise GantkError(
+                f"the {fmt} exporter could not export the generator of plugin '{plugin.cfg.plugin}': "
+                f"{type(exc).__name__}: {first} Nothing was written."
+            ) from exc
         diffs = {
             "traced shapes": float((_run_exported(fmt, path, inputs).float() - expected).abs().max()),
             "other shapes": float((_run_exported(fmt, path, other).float() - expected_other).abs().max()),
@@ -188,3 +204,47 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
             dynamo=True,
             external_data=False,
         )
+
+
+class OnnxGenerator(nn.Module):
+    """An exported ONNX generator behind the call a plugin makes on its generator: ``G(z)``, ``G(z, label)``,
+    ``G(image)``. Positional tensors go to the graph's inputs in export order; the output comes back as a
+    CPU tensor. It holds no weights of its own; its one empty parameter only tells callers that ask for
+    ``next(G.parameters()).device`` that it runs on the CPU.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise GantkError(
+                f"{folder} is an ONNX export; running it needs onnxruntime: pip install 'gantk[onnx]'."
+            ) from None
+        info = read_export_info(folder)
+        self.names = [i["name"] for i in info["inputs"]]
+        self.session = onnxruntime.InferenceSession(str(folder / info["model"]), providers=["CPUExecutionProvider"])
+        self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        feeds = {name: t.detach().cpu().numpy() for name, t in zip(self.names, tensors, strict=True)}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def read_export_info(folder: Path) -> dict[str, Any]:
+    """``export.json`` of an export folder, checked for what loading needs."""
+    try:
+        info = json.loads((Path(folder) / "export.json").read_text(encoding="utf-8"))
+        if not (isinstance(info, dict) and isinstance(info.get("inputs"), list) and info.get("model")):
+            raise ValueError("'inputs' or 'model' is missing")
+        return info
+    except (OSError, ValueError) as exc:
+        raise GantkError(f"{folder}/export.json is not a gantk export description: {exc}") from None
+
+
+def is_onnx_export(path: Path) -> bool:
+    """True for a folder written by ``gantk export --format onnx``."""
+    try:
+        return json.loads((Path(path) / "export.json").read_text(encoding="utf-8")).get("format") == "onnx"
+    except (OSError, ValueError, AttributeError):
+        return False

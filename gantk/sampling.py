@@ -111,9 +111,13 @@ def load_generator(
 
     ``plugin`` names the plugin folder of a checkpoint trained with one (see :func:`load_plugin_from_meta`).
     """
+    from gantk import deploy
     from gantk.engine import checkpoint as ckpt
     from gantk.engine.preflight import check_fits
 
+    if deploy.is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
+        meta = ckpt.read_meta(Path(path))
+        return load_plugin_from_meta(meta, Path(path), plugin), deploy.OnnxGenerator(Path(path))
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
     instance = load_plugin_from_meta(meta, folder, plugin)

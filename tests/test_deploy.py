@@ -1,5 +1,5 @@
-"""gantk export --format onnx|torchscript: the generator exported, checked against PyTorch on the spot
-(issue 20, first part: the exports; serving them from sample/translate/upscale and the apps is next)."""
+"""gantk export --format onnx|torchscript: the generator exported, checked against PyTorch on the spot,
+and served from an ONNX export by sample, translate, upscale and the apps (issue 20)."""
 
 from __future__ import annotations
 
@@ -80,14 +80,17 @@ def test_an_existing_output_and_test_time_dropout_are_refused(dcgan_run, pix2pix
     (tmp_path / "there").mkdir()
     with pytest.raises(GantkError, match="exists; an export writes a new folder"):
         export_model(dcgan_run, tmp_path / "there", "onnx")
-    config = pix2pix_run / "checkpoints" / "step_00000002" / "config.json"
+    import shutil
+
+    copy = shutil.copytree(pix2pix_run, tmp_path / "copy")  # the run is shared by other tests
+    config = copy / "checkpoints" / "step_00000002" / "config.json"
     meta = json.loads(config.read_text())
     meta["config"]["eval"]["test_mode"] = "train"
     from tests.engine.test_checkpoint import _rewrite_config
 
     _rewrite_config(config.parent, meta)
     with pytest.raises(GantkError, match=r"test-time dropout .* Export is refused"):
-        export_model(pix2pix_run, tmp_path / "p2p", "onnx")
+        export_model(copy, tmp_path / "p2p", "onnx")
 
 
 def test_the_command_prints_the_inputs_and_the_measured_difference(dcgan_run, tmp_path, capsys):
@@ -98,3 +101,63 @@ def test_the_command_prints_the_inputs_and_the_measured_difference(dcgan_run, tm
     assert "inputs: z float32 [2, 8]" in said and "against PyTorch: max difference" in said
     module = torch.jit.load(str(tmp_path / "ts" / "generator.pt"))
     assert module(torch.randn(7, 8)).shape == (7, 3, 16, 16)
+
+
+# ---- serving an ONNX export where a checkpoint goes: sample, translate, upscale, the apps
+
+
+def test_sample_from_an_onnx_export_equals_sampling_the_run(dcgan_run, tmp_path):
+    from gantk.deploy import OnnxGenerator
+    from gantk.sampling import sample
+
+    export_model(dcgan_run, tmp_path / "onnx", "onnx")
+    plugin, G = load_generator(tmp_path / "onnx")
+    assert isinstance(G, OnnxGenerator)
+    want = sample(*load_generator(dcgan_run), n=6, seed=3)
+    assert (sample(plugin, G, 6, 3) - want).abs().max() <= TOLERANCE
+    from gantk.cli import main
+
+    assert main(["sample", str(tmp_path / "onnx"), "-n", "4", "-o", str(tmp_path / "grid.png")]) == 0
+
+
+def test_translate_with_an_onnx_export_equals_the_run_and_refuses_train_mode(pix2pix_run, tmp_path):
+    export_model(pix2pix_run, tmp_path / "onnx", "onnx")
+    plugin, G = load_generator(tmp_path / "onnx")
+    ref_plugin, ref_G = load_generator(pix2pix_run)
+    image = torch.rand(1, 3, 40, 50) * 2 - 1
+    assert (plugin.translate(G, image) - ref_plugin.translate(ref_G, image)).abs().max() <= TOLERANCE
+    with pytest.raises(GantkError, match="--train-mode needs the PyTorch generator"):
+        plugin.translate(G, image, train_mode=True)
+
+
+def test_upscale_and_the_apps_take_an_onnx_export(tmp_path):
+    from PIL import Image
+
+    from gantk.upscale import load_upscaler, upscale_image
+    from tests.helpers_apps import load_app
+    from tests.helpers_labels import tiny_cgan_checkpoint
+    from tests.helpers_sr import tiny_sr_run
+
+    sr_run = tiny_sr_run(tmp_path / "sr", steps=1)
+    export_model(sr_run, tmp_path / "sr-onnx", "onnx")
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 256, (9, 13, 3), dtype=np.uint8))
+    a = np.asarray(upscale_image(*load_upscaler(tmp_path / "sr-onnx"), photo), dtype=int)
+    b = np.asarray(upscale_image(*load_upscaler(sr_run), photo), dtype=int)
+    assert a.shape == b.shape == (36, 52, 3) and np.abs(a - b).max() <= 1  # one grey level of rounding
+
+    cgan = tiny_cgan_checkpoint(tmp_path / "cgan")
+    export_model(cgan, tmp_path / "cgan-onnx", "onnx")
+    synthesizer = load_app("synthesis").Synthesizer(tmp_path / "cgan-onnx")
+    assert synthesizer.classes == ["dark", "light", "mid"]
+
+
+def test_a_generator_the_exporter_cannot_express_is_one_paragraph(dcgan_run, tmp_path, monkeypatch):
+    from gantk import deploy
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::weird\n(long exporter report)")
+
+    monkeypatch.setattr(deploy.torch.onnx, "export", broken)
+    with pytest.raises(GantkError, match=r"could not export .*RuntimeError: unsupported operator aten::weird Nothing"):
+        export_model(dcgan_run, tmp_path / "x", "onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -253,6 +253,8 @@ class Pix2Pix(GanPlugin):
     def _translate_whole(self, G: nn.Module, image: torch.Tensor, train_mode: bool | None) -> torch.Tensor:
         """Pad (replicate) to a multiple of 2**num_downs, translate, crop back."""
         train_mode = self.cfg.eval.test_mode == "train" if train_mode is None else train_mode
+        if train_mode and not any(isinstance(m, nn.Dropout) for m in G.modules()):
+            raise ConfigError("--train-mode needs the PyTorch generator (an exported graph has no dropout to keep).")
         mult = 2**self.cfg.model.num_downs
         h, w = image.shape[-2:]
         ph, pw = -h % mult, -w % mult
