@@ -132,9 +132,8 @@ class EMAConfig:
 class TrainConfig:
     """How the engine runs the loop."""
 
-    batch_size: Annotated[int, Range(1, 1 << 20)] = (
-        64  # the global batch: split evenly over the processes of a data-parallel run
-    )
+    # the global batch: split evenly over the processes of a data-parallel run
+    batch_size: Annotated[int, Range(1, 1 << 20)] = 64
     max_steps: Count = 10_000  # generator steps (one pass over a phase's updates is one step)
     seed: Seed = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -443,8 +442,8 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
     if isinstance(value, Plain):  # a field that is not words: the value YAML reads (text for a string)
         if tp is str:
             value = str(value)
-        elif tp is int and _int_or_none(value) is not None:  # decimal as written: 010 is ten, not octal eight
-            value = _int_or_none(value)
+        elif tp is int and (number := _int_or_none(value)) is not None:  # decimal: 010 is ten, not octal eight
+            value = number
         else:
             value = value.value
 
@@ -481,8 +480,8 @@ def _convert(tp: Any, value: Any, path: str, origins: Origins, root: type) -> An
             return value
         raise ConfigError(_type_error(shown, path, origins, "true or false (also: yes/no, on/off)", value))
     if tp is int:
-        if isinstance(value, str):  # "64" quoted in a file, or given where a number was meant
-            value = _int_or_none(value) if _int_or_none(value) is not None else value
+        if isinstance(value, str) and (number := _int_or_none(value)) is not None:  # "64" quoted in a file
+            value = number
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():

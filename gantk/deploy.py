@@ -188,6 +188,7 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
         raise GantkError(
             "ONNX export needs the onnx extra: pip install 'gantk[onnx]' (onnx, onnxscript, onnxruntime)."
         ) from None
+    axes = _dynamic_axes(inputs)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the exporter's progress and advice: the parity check is the verdict
         torch.onnx.export(
@@ -198,9 +199,7 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
             output_names=["images"],
             # one entry for forward's *tensors: per input, its dynamic axes; AUTO lets torch.export find the
             # constraints itself (a U-Net's sides are multiples of 2**num_downs)
-            dynamic_shapes=(
-                tuple(dict.fromkeys(_dynamic_axes(inputs)[name], torch.export.Dim.AUTO) for name in inputs),
-            ),
+            dynamic_shapes=(tuple(dict.fromkeys(axes[name], torch.export.Dim.AUTO) for name in inputs),),
             dynamo=True,
             external_data=False,
         )

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from gantk.errors import CheckpointError, GantkError
+from gantk.errors import CheckpointError, ConfigError, GantkError
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,6 @@ def load_plugin_from_meta(meta: dict[str, Any], where: Path, plugin: str | None 
     """
     from gantk import registry
     from gantk.config import build
-    from gantk.errors import ConfigError
 
     info = meta.get("plugin") or {}
     name, source, location = info.get("name", ""), info.get("source", ""), info.get("location", "")

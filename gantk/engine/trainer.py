@@ -170,7 +170,8 @@ class Trainer:
 
         # rank 0 first: a dataset it downloads or caches is then read by the others
         self.dataset = distributed.main_first(lambda: prepare_dataset(self.plugin), world, then_all=True)
-        trained = {u.network for p in self.plugin.phases() for u in p.updates}
+        self.phases = self.plugin.phases()
+        trained = {u.network for p in self.phases for u in p.updates}
         preflight.check_fits(self.plugin, self.device, trained)
         resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
@@ -183,9 +184,7 @@ class Trainer:
         memory_format = torch.channels_last if tc.channels_last else torch.preserve_format
         self.nets: dict[str, nn.Module] = {k: v.to(self.device, memory_format=memory_format) for k, v in nets.items()}
 
-        self.phases = self.plugin.phases()
         self._check_phases()
-        trained = {u.network for p in self.phases for u in p.updates}
         self.ema: EmaGenerator | None = None
         if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
             self.ema = EmaGenerator(self.nets[self.plugin.generator], tc.ema.decay, tc.ema.start_step)
@@ -389,7 +388,7 @@ class Trainer:
             if self.step >= tc.max_steps:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
             while self.step < tc.max_steps:
-                self.stop_flag.start(2 * self.stop_signal + self._save_due())  # agreed while the step runs
+                self.stop_flag.start(self._local_flag())  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
                 raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase))]
                 if self.step == self._first_step:
@@ -398,7 +397,7 @@ class Trainer:
                     self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
                 self.step += 1
                 self._after_step()
-                agreed = self.stop_flag.result(2 * self.stop_signal + self._save_due())
+                agreed = self.stop_flag.result(self._local_flag())
                 self.stop_signal = self.stop_signal or agreed // 2
                 last_saved = self._between_steps(phase, last_saved, save_due=bool(agreed % 2)) or last_saved
                 if self.stop_signal:
@@ -434,16 +433,19 @@ class Trainer:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise StepFailed(
-                f"the first training step of plugin '{self.cfg.plugin}' failed: {type(exc).__name__}: {first}. Nothing "
-                "was trained by this command, and no checkpoint changed. This is usually a combination of settings the networks cannot take (depths for "
-                "the image size, sizes for the data); check the model.* and data.* values (GANTK_DEBUG=1 shows "
-                "where it failed)."
+                f"the first training step of plugin '{self.cfg.plugin}' failed: {type(exc).__name__}: {first}. "
+                "Nothing was trained by this command, and no checkpoint changed. This is usually a combination of "
+                "settings the networks cannot take (depths for the image size, sizes for the data); check the "
+                "model.* and data.* values (GANTK_DEBUG=1 shows where it failed)."
             ) from exc
 
-    def _save_due(self) -> int:
-        """1 when ``train.checkpoint_minutes`` of training passed since the last checkpoint."""
+    def _local_flag(self) -> int:
+        """What this rank asks of the step's end, as one number for the stop flag's max over ranks:
+        2 x the signal that asks to stop (0: none), + 1 when ``train.checkpoint_minutes`` passed since the
+        last checkpoint (a stop saves anyway, so the max losing that bit under a stop loses nothing)."""
         minutes = self.cfg.train.checkpoint_minutes
-        return int(bool(minutes) and time.monotonic() - self._last_save_time >= 60 * minutes)
+        due = bool(minutes) and time.monotonic() - self._last_save_time >= 60 * minutes
+        return 2 * self.stop_signal + int(due)
 
     def _between_steps(self, phase: Phase, last_saved: Path | None, save_due: bool) -> Path | None:
         """Logging, checkpoints, samples and evaluation after a step; returns a checkpoint it wrote.
@@ -452,8 +454,7 @@ class Trainer:
         the training saved. A failure before it saves the finished step, then stops naming that checkpoint.
         """
         tc, step = self.cfg.train, self.step
-        saved = None
-        try:
+        with self._saved_on_failure(last_saved):
             if step % tc.log_every == 0 or step == tc.max_steps or step == self._first_step + 1:
                 self._check_nonfinite()  # the first step is logged too: a slow run shows its losses at once
                 values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, self.world))
@@ -461,27 +462,36 @@ class Trainer:
                 self.logger.log_interval(step, phase.name, {**values, **lrs})
             else:
                 self.logger.advance(step)
-            scheduled = tc.checkpoint_every and step % tc.checkpoint_every == 0
-            if step == tc.max_steps or scheduled or save_due or self.stop_signal:
-                saved = self.save()
+        saved = None
+        scheduled = tc.checkpoint_every and step % tc.checkpoint_every == 0
+        if step == tc.max_steps or scheduled or save_due or self.stop_signal:
+            saved = self.save()  # its own failure names the last good checkpoint: no second attempt
+        with self._saved_on_failure(saved or last_saved):
             if tc.sample_every and (step % tc.sample_every == 0 or step == tc.max_steps):
                 self.save_samples()
             if tc.eval_every and (step % tc.eval_every == 0 or step == tc.max_steps):
                 self.evaluate()
+        return saved
+
+    @contextlib.contextmanager
+    def _saved_on_failure(self, last_saved: Path | None):
+        """A failure in the block saves the step just finished (unless ``last_saved`` is it) and stops with
+        an error naming that checkpoint. Under torchrun it propagates as is: a save is collective, and the
+        ranks cannot agree on one from here."""
+        try:
+            yield
         except (NonFiniteError, TrainingStopped, KeyboardInterrupt):
             raise
         except Exception as exc:
-            if self.world.distributed:  # a save is collective: the ranks cannot agree on one from here
+            if self.world.distributed:
                 raise
-            kept = saved or (last_saved if last_saved and last_saved.name == f"step_{step:08d}" else None)
-            if kept is None:
-                kept = self.save()
+            current = f"step_{self.step:08d}"
+            kept = last_saved if last_saved is not None and last_saved.name == current else self.save()
             raise RunFailed(
-                f"{type(exc).__name__ if not isinstance(exc, GantkError) else 'error'} after step {step}: {exc} "
-                f"The training is saved: checkpoint {kept}. Fix the cause and continue with the same command "
-                "and --resume."
+                f"{type(exc).__name__ if not isinstance(exc, GantkError) else 'error'} after step {self.step}: "
+                f"{exc} The training is saved: checkpoint {kept}. Fix the cause and continue with the same "
+                "command and --resume."
             ) from exc
-        return saved
 
     def _install_signal_handlers(self) -> dict:
         """First SIGINT/SIGTERM: finish the step, save, stop. A second one: stop at once."""

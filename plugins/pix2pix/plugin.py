@@ -116,19 +116,26 @@ class Pix2Pix(GanPlugin):
     _first_pairs: TensorDataset | None = None
 
     # ---- data ---------------------------------------------------------------------------------------
+    def _pairs(self, split: str) -> TensorDataset:
+        """Every pair of ``split``, in memory: pix2pix always keeps its data there."""
+        pairs = load_dataset(self.cfg.data, split)
+        return pairs if isinstance(pairs, TensorDataset) else pairs.preload()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _rows(pairs: TensorDataset, start: int, stop: int | None = None) -> TensorDataset:
+        return TensorDataset({k: v[start:stop] for k, v in pairs.tensors.items()}, pairs.channels)
+
     def build_dataset(self, split: str = "train") -> TensorDataset:
         d = self.cfg.data
         self.check_config()
-        pairs = load_dataset(d, split)
-        if not isinstance(pairs, TensorDataset):
-            pairs = pairs.preload()  # type: ignore[attr-defined]  # pix2pix always keeps its data in memory
+        pairs = self._pairs(split)
         n = len(pairs)
         if d.holdout >= n:
             raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {n} in '{d.name}'.")
         keep = n - d.holdout
-        self.holdout = TensorDataset({k: v[keep:] for k, v in pairs.tensors.items()}, pairs.channels)
-        train = TensorDataset({k: v[:keep] for k, v in pairs.tensors.items()}, pairs.channels)
-        self._first_pairs = TensorDataset({k: v[:64] for k, v in pairs.tensors.items()}, pairs.channels)
+        self.holdout = self._rows(pairs, keep)
+        train = self._rows(pairs, 0, keep)
+        self._first_pairs = self._rows(pairs, 0, 64)
         tc = self.cfg.train
         per_epoch = keep // tc.batch_size
         if tc.max_steps == 0:  # the paper's schedule, in steps
@@ -217,12 +224,8 @@ class Pix2Pix(GanPlugin):
     def _holdout_pairs(self) -> TensorDataset:
         """The held-out pairs: kept by build_dataset when training, read from the data for ``gantk eval``."""
         if self.holdout is None:
-            d = self.cfg.data
-            pairs = load_dataset(d, d.split)
-            if not isinstance(pairs, TensorDataset):
-                pairs = pairs.preload()  # type: ignore[attr-defined]
-            keep = max(0, len(pairs) - d.holdout)
-            self.holdout = TensorDataset({k: v[keep:] for k, v in pairs.tensors.items()}, pairs.channels)
+            pairs = self._pairs(self.cfg.data.split)
+            self.holdout = self._rows(pairs, max(0, len(pairs) - self.cfg.data.holdout))
         return self.holdout
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
