@@ -26,7 +26,9 @@ import torch
 from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, choose_port, launch, whole_number
 
 from gantk.errors import GantkError
-from gantk.sampling import grid_image, load_generator, sample, sample_per_class, walk_between_seeds
+from gantk.io.generators import load_generator
+from gantk.io.images import grid_image
+from gantk.sampling import sample, sample_per_class, walk_between_seeds
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cgan-mnist"
 DEFAULT_PORT = 7860  # the other app takes 7861: both can run side by side

@@ -36,6 +36,7 @@ from gantk.data import TensorDataset
 from gantk.engine import select_device
 from gantk.engine.graph import resolve_graph_mode
 from gantk.engine.trainer import COMPILE_MODES
+from gantk.io.images import from_uint8
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -73,7 +74,7 @@ class Plain:
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 -> float in [-1, 1] on the device, as the engine does."""
-        x = x.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
+        x = from_uint8(x.to(self.device, non_blocking=True))
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 

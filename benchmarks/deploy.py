@@ -45,7 +45,7 @@ if runtime == "onnxruntime":
     call = lambda: session.run(None, feeds)
 else:
     import torch
-    from gantk.sampling import load_generator
+    from gantk.io.generators import load_generator
     torch.set_num_threads(threads)
     plugin, G = load_generator(checkpoint)
     tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}

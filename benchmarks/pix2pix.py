@@ -23,6 +23,7 @@ from gantk.data import TensorDataset
 from gantk.data.jitter import crop, random_offsets
 from gantk.data.loader import BatchStream
 from gantk.engine import select_device
+from gantk.io.images import from_uint8
 from gantk.plugin import StepContext
 
 STEPS_200_EPOCHS = 200 * 360
@@ -67,7 +68,7 @@ def data_rate(c: Case, args, n: int) -> float:
     ctx = StepContext({}, device, 0, 1, "gan", torch.Generator(device=device), torch.Generator())
 
     def one() -> dict:
-        batch = {k: v.to(device).float().div_(127.5).sub_(1) for k, v in next(stream).items()}
+        batch = {k: from_uint8(v.to(device)) for k, v in next(stream).items()}
         return plugin.prepare_batch(batch, ctx)
 
     for _ in range(5):

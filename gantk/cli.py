@@ -376,7 +376,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.sampling import interpolate, load_generator, sample, sample_per_class, save_each, save_grid
+    from gantk.io.generators import load_generator
+    from gantk.io.images import save_each, save_grid
+    from gantk.sampling import interpolate, sample, sample_per_class
 
     check_range("--interpolate", args.interpolate, 2, MAX_WALK_STEPS)
     check_range("-n", args.n, 1, MAX_SAMPLES if args.interpolate is None else MAX_SAMPLES // args.interpolate)
@@ -412,8 +414,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gantk.engine import checkpoint as ckpt
     from gantk.engine.logger import console
+    from gantk.io import checkpoint as ckpt
 
     check_output(Path(args.output), folder=True)
     which = "best" if args.best else "last"
@@ -442,11 +444,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from gantk.config import resolve, to_dict
-    from gantk.engine import checkpoint as ckpt
     from gantk.engine import select_device
     from gantk.engine.logger import console
+    from gantk.io import checkpoint as ckpt
+    from gantk.io.generators import load_generator
     from gantk.plugin import EvalContext
-    from gantk.sampling import load_generator
 
     out = Path(args.output)
     check_output(out, folder=True)
@@ -503,14 +505,15 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.data.images import read_image
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.sampling import load_generator, save_image_file
+    from gantk.io.generators import load_generator
+    from gantk.io.images import from_uint8, save_image_file
 
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin)
     pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
     channels = plugin.cfg.data.channels or 3
     for src, dst in pairs:
-        x = read_image(src, channels).float().div(127.5).sub(1)[None]
+        x = from_uint8(read_image(src, channels))[None]
         try:
             y = plugin.translate(G, x, train_mode=args.train_mode or None)
         except NotImplementedError as exc:

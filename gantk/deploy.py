@@ -9,7 +9,7 @@ is an error and leaves nothing under the output name: it is written into a tempo
 renamed into place only after the check passed.
 
 ``gantk sample``, ``translate`` and ``upscale`` and the two apps take an ONNX export folder wherever they
-take a checkpoint: :func:`gantk.sampling.load_generator` then returns :class:`OnnxGenerator`, which runs
+take a checkpoint: :func:`gantk.io.generators.load_generator` then returns :class:`OnnxGenerator`, which runs
 the graph in ONNX Runtime behind the generator's usual call.
 
 The generator is exported in eval mode: batch norm uses its running statistics, dropout is off. A
@@ -33,6 +33,8 @@ import torch
 from torch import nn
 
 from gantk.errors import GantkError
+from gantk.io import checkpoint as ckpt
+from gantk.io.generators import load_generator
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 MODEL_FILES = {"onnx": "generator.onnx", "torchscript": "generator.pt"}
@@ -92,9 +94,6 @@ def export_model(
     source: Path, dest: Path, fmt: str, which: str = "last", use_ema: bool = True, plugin_ref: str | None = None
 ) -> dict[str, Any]:
     """Export the generator of checkpoint ``source`` as ``fmt`` into the new folder ``dest``; returns export.json."""
-    from gantk.engine import checkpoint as ckpt
-    from gantk.sampling import load_generator
-
     if fmt not in MODEL_FILES:
         raise GantkError(f"--format {fmt!r} is not one gantk exports to; choose one of {', '.join(FORMATS)}.")
     if dest.exists():
@@ -203,47 +202,3 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
             dynamo=True,
             external_data=False,
         )
-
-
-class OnnxGenerator(nn.Module):
-    """An exported ONNX generator behind the call a plugin makes on its generator: ``G(z)``, ``G(z, label)``,
-    ``G(image)``. Positional tensors go to the graph's inputs in export order; the output comes back as a
-    CPU tensor. It holds no weights of its own; its one empty parameter only tells callers that ask for
-    ``next(G.parameters()).device`` that it runs on the CPU.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        try:
-            import onnxruntime
-        except ImportError:
-            raise GantkError(
-                f"{folder} is an ONNX export; running it needs onnxruntime: pip install 'gantk[onnx]'."
-            ) from None
-        info = read_export_info(folder)
-        self.names = [i["name"] for i in info["inputs"]]
-        self.session = onnxruntime.InferenceSession(str(folder / info["model"]), providers=["CPUExecutionProvider"])
-        self.device_anchor = nn.Parameter(torch.empty(0), requires_grad=False)
-
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        feeds = {name: t.detach().cpu().numpy() for name, t in zip(self.names, tensors, strict=True)}
-        return torch.from_numpy(self.session.run(None, feeds)[0])
-
-
-def read_export_info(folder: Path) -> dict[str, Any]:
-    """``export.json`` of an export folder, checked for what loading needs."""
-    try:
-        info = json.loads((Path(folder) / "export.json").read_text(encoding="utf-8"))
-        if not (isinstance(info, dict) and isinstance(info.get("inputs"), list) and info.get("model")):
-            raise ValueError("'inputs' or 'model' is missing")
-        return info
-    except (OSError, ValueError) as exc:
-        raise GantkError(f"{folder}/export.json is not a gantk export description: {exc}") from None
-
-
-def is_onnx_export(path: Path) -> bool:
-    """True for a folder written by ``gantk export --format onnx``."""
-    try:
-        return json.loads((Path(path) / "export.json").read_text(encoding="utf-8")).get("format") == "onnx"
-    except (OSError, ValueError, AttributeError):
-        return False

@@ -176,7 +176,7 @@ def check_plugin(
         return f"output {tuple(out.shape)}"
 
     def round_trip() -> str:
-        from gantk.sampling import load_generator
+        from gantk.io.generators import load_generator
 
         trainer, final = state["trainer"], state["final"]
         if not (final / "config.json").is_file():

@@ -19,6 +19,8 @@ from PIL import Image
 
 from gantk.data.images import GREY_MODES, to_mode, to_tensor
 from gantk.errors import GantkError
+from gantk.io.generators import load_generator
+from gantk.io.images import from_uint8, pil_image
 from gantk.tiling import Progress
 
 
@@ -26,8 +28,6 @@ def load_upscaler(
     checkpoint: str | Path, device: str | torch.device = "cpu", which: str = "last", plugin_ref: str | None = None
 ):
     """``(plugin, G)`` of a super-resolution checkpoint (a plugin with ``upscale``); others are refused."""
-    from gantk.sampling import load_generator
-
     plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref)
     if not hasattr(plugin, "upscale"):
         raise GantkError(
@@ -45,10 +45,9 @@ def upscale_image(plugin, G: torch.nn.Module, img: Image.Image, progress: Progre
         alpha = img.convert("RGBA").getchannel("A")
         img = img.convert("RGBA").convert("RGB") if not grey else img.convert("LA").convert("L")
     channels = plugin.cfg.data.channels or 3
-    x = to_tensor(to_mode(img, channels)).float().div(127.5).sub(1)[None]
+    x = from_uint8(to_tensor(to_mode(img, channels)))[None]
     y = plugin.upscale(G, x, progress)[0]
-    pixels = y.mul(127.5).add(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    out = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    out = pil_image(y)
     if grey and out.mode != "L":
         out = out.convert("L")
     if alpha is not None:

@@ -33,7 +33,7 @@ def tiny_cgan_checkpoint(folder: Path, classes=("dark", "light", "mid"), size: i
 
     from gantk import registry
     from gantk.config import to_dict
-    from gantk.engine.checkpoint import save_checkpoint
+    from gantk.io.checkpoint import save_checkpoint
 
     spec, cls = registry.load("cgan")
     layer = {

@@ -13,7 +13,7 @@ import torch
 from gantk.deploy import TOLERANCE, export_model
 from gantk.engine import Trainer
 from gantk.errors import GantkError
-from gantk.sampling import load_generator
+from gantk.io.generators import load_generator
 from tests.helpers import tiny_dcgan, tiny_plugin, write_image_folder
 from tests.helpers_pairs import write_side_by_side
 
@@ -107,7 +107,7 @@ def test_the_command_prints_the_inputs_and_the_measured_difference(dcgan_run, tm
 
 
 def test_sample_from_an_onnx_export_equals_sampling_the_run(dcgan_run, tmp_path):
-    from gantk.deploy import OnnxGenerator
+    from gantk.io.onnx import OnnxGenerator
     from gantk.sampling import sample
 
     export_model(dcgan_run, tmp_path / "onnx", "onnx")

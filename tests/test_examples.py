@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gantk.engine.checkpoint import find_checkpoint, read_training_state
+from gantk.io.checkpoint import find_checkpoint, read_training_state
 from tests.helpers import REPO, install_package, run_python, write_image_folder
 
 TINY = ["--set", "model.ngf=4", "--set", "model.ndf=4", "--set", "model.nz=8", "--set", "data.image_size=16"]

@@ -3,8 +3,9 @@ import torch
 from PIL import Image
 
 from gantk.engine import Trainer
+from gantk.io.generators import load_generator
 from gantk.plugin import slerp
-from gantk.sampling import interpolate, load_generator, sample
+from gantk.sampling import interpolate, sample
 from tests.helpers import tiny_dcgan
 
 
@@ -58,7 +59,7 @@ def test_slerp_endpoints_and_norm():
 
 
 def test_grid_file(run, tmp_path):
-    from gantk.sampling import save_grid
+    from gantk.io.images import save_grid
 
     plugin, G = load_generator(run)
     path = save_grid(sample(plugin, G, 9, 0), tmp_path / "g.png")

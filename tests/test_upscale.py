@@ -14,7 +14,7 @@ from PIL import Image
 
 from gantk.data.images import open_image
 from gantk.errors import DataError
-from gantk.sampling import load_generator
+from gantk.io.generators import load_generator
 from gantk.upscale import upscale_image
 from tests.helpers import REPO
 from tests.helpers_sr import tiny_sr_run

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from gantk.config import dump_yaml
-from gantk.engine import checkpoint as ckpt
 from gantk.errors import GantkError
+from gantk.io import checkpoint as ckpt
 
 LOCK = ".lock"
 

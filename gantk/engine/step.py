@@ -32,6 +32,7 @@ from gantk.engine import distributed
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.optim import masked_step
 from gantk.errors import DataError, PluginError
+from gantk.io.images import from_uint8
 from gantk.plugin import Batch, GanPlugin, Phase, StepContext, Update
 
 
@@ -183,10 +184,7 @@ class TrainStep:
 
     def prepare(self, raw: Batch, ctx: StepContext) -> Batch:
         """uint8 images -> float in [-1, 1] (channels_last when asked), then the plugin's prepare_batch."""
-        out = BatchDict(
-            (k, v.float().div_(127.5).sub_(1.0) if v.dtype == torch.uint8 and v.dim() == 4 else v)
-            for k, v in raw.items()
-        )
+        out = BatchDict((k, from_uint8(v) if v.dtype == torch.uint8 and v.dim() == 4 else v) for k, v in raw.items())
         out = BatchDict(self.parts.plugin.prepare_batch(out, ctx))
         if self.parts.channels_last:  # after prepare_batch, whose crops and gathers decide the layout
             out = BatchDict(

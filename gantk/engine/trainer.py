@@ -36,7 +36,6 @@ from gantk.config import to_dict
 from gantk.data import locate
 from gantk.data.datasets import TensorDataset
 from gantk.data.loader import BatchStream
-from gantk.engine import checkpoint as ckpt
 from gantk.engine import distributed, preflight
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
@@ -45,8 +44,9 @@ from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import StepParts, TrainStep, autocast
 from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
+from gantk.io import checkpoint as ckpt
+from gantk.io.images import save_grid
 from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
-from gantk.sampling import save_grid
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: torch.compile mode per ``train.compile``: the engine captures whole steps as CUDA graphs itself, so
@@ -172,7 +172,7 @@ class Trainer:
         self.dataset = distributed.main_first(lambda: prepare_dataset(self.plugin), world, then_all=True)
         self.phases = self.plugin.phases()
         trained = {u.network for p in self.phases for u in p.updates}
-        preflight.check_fits(self.plugin, self.device, trained)
+        preflight.check_resources(self.plugin, self.device, trained)
         resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
         nets = self.plugin.build_networks()

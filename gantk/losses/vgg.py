@@ -19,24 +19,12 @@ import torch
 from torch import Tensor, nn
 
 from gantk.errors import CheckpointError, ConfigError
+from gantk.io.weights import read_state_dict
 
 # (block, conv) -> how many modules of torchvision's vgg19().features to keep (up to that conv's ReLU)
 VGG19_LAYERS = {(2, 2): 9, (3, 4): 18, (4, 4): 27, (5, 4): 36}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _read_state(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise ConfigError(f"VGG19 weights file {path} does not exist (loss.vgg_weights).")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle with code in it, or not a state dict at all
-        raise CheckpointError(f"cannot load VGG19 weights from {path} safely: {exc}") from None
 
 
 def load_vgg19_features(weights: str, layer: tuple[int, int] = (5, 4)) -> nn.Sequential | None:
@@ -70,7 +58,7 @@ def load_vgg19_features(weights: str, layer: tuple[int, int] = (5, 4)) -> nn.Seq
             return None
     else:
         path = Path(weights).expanduser()
-        state = _read_state(path)
+        state = read_state_dict(path, "VGG19 weights", "loss.vgg_weights")
         model = vgg19(weights=None)
         features_only = all(k.startswith("features.") for k in state)
         target = _Wrapper(model.features) if features_only else model

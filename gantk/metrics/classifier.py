@@ -23,6 +23,8 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from gantk.errors import CheckpointError, DataError
+from gantk.io.checkpoint import load_weights
+from gantk.io.images import from_uint8
 
 log = logging.getLogger("gantk")
 
@@ -69,7 +71,7 @@ class Classifier(nn.Module):
 
 
 def _as_float(images: Tensor) -> Tensor:
-    return images.float().div(127.5).sub(1.0) if images.dtype == torch.uint8 else images.float()
+    return from_uint8(images) if images.dtype == torch.uint8 else images.float()
 
 
 def train_classifier(
@@ -184,8 +186,6 @@ def save_classifier(model: Classifier, folder: str | Path, info: dict | None = N
 
 def load_classifier(folder: str | Path, device: str | torch.device = "cpu") -> Classifier:
     """A classifier saved by :func:`save_classifier` (safetensors + JSON; nothing is unpickled)."""
-    from gantk.engine.checkpoint import load_weights
-
     folder = Path(folder)
     try:
         raw = json.loads((folder / CONFIG).read_text(encoding="utf-8"))["classifier"]

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantk.errors import CheckpointError, ConfigError
+from gantk.errors import CheckpointError
+from gantk.io.weights import read_state_dict
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -30,18 +31,7 @@ def load_inception(path: str | Path) -> nn.Module:
     """Inception v3 returning 2048-d pool features, with weights from ``path``."""
     from torchvision.models import inception_v3
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Inception weights file {path} does not exist (eval.fid_weights).")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a pickle with code in it, or not a state dict at all
-            raise CheckpointError(f"cannot load Inception weights from {path} safely: {exc}") from None
+    state = read_state_dict(path, "Inception weights", "eval.fid_weights")
     model = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

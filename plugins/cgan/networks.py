@@ -108,14 +108,3 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.net(torch.cat([x.flatten(1), one_hot(y, self.num_classes, x)], 1)).view(-1)
-
-
-def init_weights(m: nn.Module) -> None:
-    """DCGAN's init, used by both variants: weights ~ N(0, 0.02), BN scale ~ N(1, 0.02)."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)

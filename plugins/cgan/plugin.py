@@ -27,10 +27,12 @@ from torch import nn
 from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
 from gantk.config import PositiveInt, Range, Seed, Width
 from gantk.errors import ConfigError, DataError
+from gantk.init import normal_init
+from gantk.io.images import save_grid
 from gantk.metrics import classifier as clf
-from gantk.sampling import sample_per_class, save_grid
+from gantk.sampling import sample_per_class
 
-from .networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator, init_weights
+from .networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
 
 log = logging.getLogger("gantk")
 
@@ -100,8 +102,8 @@ class CGAN(GanPlugin):
         else:
             G = MLPGenerator(m.nz, k, m.hidden, d.channels, d.image_size)
             D = MLPDiscriminator(k, m.hidden[::-1], d.channels, d.image_size, m.dropout)
-        G.apply(init_weights)
-        D.apply(init_weights)
+        G.apply(normal_init)
+        D.apply(normal_init)
         return {"G": G, "D": D}
 
     def phases(self) -> list[Phase]:

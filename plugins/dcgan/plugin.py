@@ -26,6 +26,7 @@ from torch import nn
 from gantk import Config, GanPlugin, Phase, StepContext
 from gantk.config import NonNegative, Range, Width
 from gantk.errors import ConfigError
+from gantk.init import normal_init
 
 
 @dataclass
@@ -108,15 +109,6 @@ class Discriminator(nn.Module):
         return self.net(x).view(-1)
 
 
-def init_weights(m: nn.Module) -> None:
-    """The paper's init: conv weights ~ N(0, 0.02); batch-norm scale ~ N(1, 0.02), shift 0."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
 class DCGAN(GanPlugin):
     name = "dcgan"
     description = "DCGAN (Radford et al. 2015): all-convolutional G and D with batch norm, 64x64 or 32x32."
@@ -131,8 +123,8 @@ class DCGAN(GanPlugin):
         m, d = self.cfg.model, self.cfg.data
         G = Generator(m.nz, m.ngf, d.channels, d.image_size)
         D = Discriminator(m.ndf, d.channels, d.image_size)
-        G.apply(init_weights)
-        D.apply(init_weights)
+        G.apply(normal_init)
+        D.apply(normal_init)
         return {"G": G, "D": D}
 
     def phases(self) -> list[Phase]:

@@ -26,10 +26,11 @@ from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
 from gantk.config import Count, NonNegative, Range, Side, Width
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
-from gantk.sampling import save_grid
+from gantk.init import normal_init
+from gantk.io.images import from_uint8, save_grid
 from gantk.tiling import tiled_apply
 
-from .networks import PatchDiscriminator, UNetGenerator, init_weights
+from .networks import PatchDiscriminator, UNetGenerator
 
 
 @dataclass
@@ -182,8 +183,8 @@ class Pix2Pix(GanPlugin):
         self.check_config()
         G = UNetGenerator(c, c, m.ngf, m.num_downs, m.norm, m.dropout)
         D = PatchDiscriminator(2 * c, m.ndf, m.n_layers, m.norm)  # judges (input, output) pairs
-        G.apply(init_weights)
-        D.apply(init_weights)
+        G.apply(normal_init)
+        D.apply(normal_init)
         return {"G": G, "D": D}
 
     def phases(self) -> list[Phase]:
@@ -218,7 +219,7 @@ class Pix2Pix(GanPlugin):
 
     # ---- sampling, translation, evaluation -----------------------------------------------------------
     def _inputs_targets(self, pairs: TensorDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = (t.float().div(127.5).sub(1) for t in (pairs.tensors["A"], pairs.tensors["B"]))
+        a, b = (from_uint8(t) for t in (pairs.tensors["A"], pairs.tensors["B"]))
         return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
 
     def _holdout_pairs(self) -> TensorDataset:

@@ -33,9 +33,9 @@ from gantk.config import Count, NonNegative, PositiveInt, Range, Side, Width
 from gantk.data import TensorDataset, jitter, locate
 from gantk.data.sr import SRPair, bicubic_downscale, hr_patches, load_sr_benchmark
 from gantk.errors import ConfigError, DataError
+from gantk.io.images import from_uint8, save_grid
 from gantk.losses import VGGContentLoss, load_vgg19_features
 from gantk.metrics import sr as srm
-from gantk.sampling import save_grid
 from gantk.tiling import Progress, tiled_apply
 
 from .networks import SRDiscriminator, SRResNet
@@ -229,7 +229,7 @@ class SRGAN(GanPlugin):
         if not crops:
             raise NotImplementedError("no benchmark image is as large as one LR patch")
         crops = [crops[i % len(crops)] for i in range(n)]
-        return {"lr": torch.stack(crops).float().div(127.5).sub(1)}
+        return {"lr": from_uint8(torch.stack(crops))}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two LR images of 24x24 (the exported model takes any height and width)."""
@@ -263,7 +263,7 @@ class SRGAN(GanPlugin):
         metrics: dict[str, float] = {}
         crops = []
         for name, pairs in self.benchmarks().items():
-            outputs = [self.upscale(G, p.lr.float().div(127.5).sub(1)[None])[0].mul(0.5).add(0.5) for p in pairs]
+            outputs = [self.upscale(G, from_uint8(p.lr)[None])[0].mul(0.5).add(0.5) for p in pairs]
             metrics.update({f"{name}/{k}": v for k, v in _scores(outputs, pairs, scale).items()})
             metrics.update({f"{name}/bicubic/{k}": v for k, v in self._bicubic[name].items()})
             crops += _centre_crops(_bicubic(pairs[0].lr, scale), outputs[0], pairs[0].hr)

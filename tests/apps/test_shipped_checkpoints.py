@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
+from gantk.io.generators import load_generator
 from gantk.metrics import classifier as clf
 from gantk.plugin import EvalContext
-from gantk.sampling import load_generator, sample_per_class
+from gantk.sampling import sample_per_class
 from tests.helpers import REPO, SHARED_DATA
 
 CHECKPOINTS = REPO / "apps" / "checkpoints"

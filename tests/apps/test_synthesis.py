@@ -102,7 +102,7 @@ def test_wrong_inputs_give_a_message_and_the_app_keeps_serving(client, args, api
 
 def test_a_model_without_classes_is_refused(tmp_path, image_folder):
     from gantk.engine import PluginSource, train
-    from gantk.engine.checkpoint import export_generator
+    from gantk.io.checkpoint import export_generator
     from tests.helpers import tiny_dcgan
 
     spec, plugin = tiny_dcgan(image_folder, train={"max_steps": 1})

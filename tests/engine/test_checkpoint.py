@@ -2,8 +2,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gantk.engine.checkpoint import find_checkpoint, is_complete, load_weights, save_checkpoint, step_checkpoints
 from gantk.errors import CheckpointError
+from gantk.io.checkpoint import find_checkpoint, is_complete, load_weights, save_checkpoint, step_checkpoints
 
 
 def _save(folder, value=1.0):
@@ -62,7 +62,7 @@ def test_run_without_checkpoints(tmp_path):
 
 
 def test_a_flipped_byte_inside_a_weights_file_is_refused_naming_the_file(tmp_path):
-    from gantk.engine.checkpoint import read_tensors
+    from gantk.io.checkpoint import read_tensors
 
     folder = _save(tmp_path / "step_00000001", 1.0)
     path = folder / "G.safetensors"
@@ -77,7 +77,7 @@ def test_a_flipped_byte_inside_a_weights_file_is_refused_naming_the_file(tmp_pat
 def test_a_full_disk_during_a_safetensors_write_is_an_os_error_with_the_usual_message(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
-    from gantk.engine import checkpoint as ckpt
+    from gantk.io import checkpoint as ckpt
 
     def full(*args, **kwargs):
         raise SafetensorError(
@@ -101,7 +101,7 @@ def _exportable(tmp_path, image_folder):
 
 
 def test_export_never_deletes_what_the_destination_held(tmp_path, image_folder):
-    from gantk.engine.checkpoint import export_generator
+    from gantk.io.checkpoint import export_generator
 
     run = _exportable(tmp_path, image_folder)
     other = _exportable(tmp_path / "b", image_folder)
@@ -131,7 +131,7 @@ def _rewrite_config(folder, meta):
 def test_a_config_json_naming_a_plugin_folder_runs_no_code_unless_the_user_names_it(tmp_path, image_folder):
     import json
 
-    from gantk.sampling import load_generator
+    from gantk.io.generators import load_generator
 
     run = _exportable(tmp_path, image_folder)
     folder = step_checkpoints(run)[-1]
@@ -175,7 +175,7 @@ def test_a_config_json_naming_a_plugin_folder_runs_no_code_unless_the_user_names
 def test_a_malformed_or_absurd_config_json_is_one_clear_error(tmp_path, image_folder, change, message):
     import json
 
-    from gantk.sampling import load_generator
+    from gantk.io.generators import load_generator
 
     run = _exportable(tmp_path, image_folder)
     folder = step_checkpoints(run)[-1]

@@ -7,7 +7,7 @@ from torch import nn
 
 from gantk.engine import Trainer
 from gantk.engine.ema import recalibrate_batchnorm
-from gantk.sampling import load_generator
+from gantk.io.generators import load_generator
 from tests.helpers import tiny_dcgan
 
 

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from gantk.engine import Trainer
-from gantk.engine.checkpoint import step_checkpoints
 from gantk.errors import NonFiniteError
+from gantk.io.checkpoint import step_checkpoints
 from tests.helpers import REPO, tiny_dcgan, write_image_folder
 from tests.helpers_pairs import write_side_by_side
 
@@ -208,8 +208,8 @@ def test_too_little_disk_space_is_refused_before_training(image_folder, tmp_path
 def test_disk_full_mid_run_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
     import errno
 
-    from gantk.engine import checkpoint as ckpt
     from gantk.errors import GantkError
+    from gantk.io import checkpoint as ckpt
 
     _, plugin = tiny_dcgan(image_folder, train={"max_steps": 6, "checkpoint_every": 3})
     real_save = ckpt._save_tensors

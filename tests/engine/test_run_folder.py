@@ -8,9 +8,9 @@ import json
 import pytest
 
 from gantk.engine import Trainer
-from gantk.engine.checkpoint import step_checkpoints
 from gantk.engine.run_folder import RunFolder
 from gantk.errors import ConfigError, DataError, GantkError, RunFailed
+from gantk.io.checkpoint import step_checkpoints
 from tests.helpers import tiny_dcgan, tiny_plugin
 from tests.helpers_pairs import write_side_by_side
 

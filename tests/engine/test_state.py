@@ -4,7 +4,7 @@ import random
 import numpy as np
 import torch
 
-from gantk.engine.state import pack, unpack
+from gantk.io.state import pack, unpack
 
 
 def test_round_trip_of_real_training_state():

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from gantk.data.loader import BatchStream
 from gantk.engine import Trainer
 from gantk.engine.syncs import HostSyncError, forbid_host_reads
+from gantk.io.images import from_uint8
 from tests.helpers import tiny_dcgan, tiny_plugin, write_mnist
 from tests.helpers_pairs import write_side_by_side
 from tests.helpers_sr import tiny_srgan, write_sr_data
@@ -147,7 +148,7 @@ def _plain_dcgan_loop(plugin, steps: int) -> tuple[dict[str, torch.Tensor], list
     noise = torch.Generator().manual_seed(cfg.train.seed)
     losses = []
     for _ in range(steps):
-        real = next(stream)["image"].float().div_(127.5).sub_(1.0)
+        real = from_uint8(next(stream)["image"])
         fake = G(torch.randn((len(real), cfg.model.nz), generator=noise))
         out_real, out_fake = D(real), D(fake.detach())
         d_real = F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))

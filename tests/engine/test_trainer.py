@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 from gantk.engine import Trainer
-from gantk.engine.checkpoint import read_training_state, step_checkpoints
 from gantk.errors import GantkError
+from gantk.io.checkpoint import read_training_state, step_checkpoints
 from tests.helpers import tiny_dcgan
 
 

@@ -10,9 +10,10 @@ from torch import nn
 
 from gantk import registry
 from gantk.errors import ConfigError, DataError
+from gantk.io.generators import load_generator
 from gantk.metrics import classifier as clf
 from gantk.plugin import EvalContext
-from gantk.sampling import load_generator, sample, sample_per_class
+from gantk.sampling import sample, sample_per_class
 from tests.helpers import write_image_folder
 from tests.helpers_labels import level_of, write_grey_levels
 

@@ -15,6 +15,7 @@ from torch import nn
 from gantk.data.sr import bicubic_downscale
 from gantk.engine import Trainer
 from gantk.errors import CheckpointError, DataError
+from gantk.io.images import from_uint8
 from gantk.losses import VGGContentLoss, load_vgg19_features
 from gantk.plugin import EvalContext, StepContext
 from gantk.tiling import tiled_apply
@@ -64,7 +65,7 @@ def test_batches_are_random_patches_with_bicubic_lr(sr_data):
     plugin = tiny_srgan(sr_data)
     data = plugin.build_dataset()
     assert data.skipped == 1  # tiny.png is smaller than the 24 px tile
-    tiles = data.tensors["image"][:4].float().div(127.5).sub(1)
+    tiles = from_uint8(data.tensors["image"][:4])
     ctx = StepContext({}, torch.device("cpu"), 0, 4, "srresnet", torch.Generator(), torch.Generator().manual_seed(1))
     a = plugin.prepare_batch({"image": tiles}, ctx)
     b = plugin.prepare_batch({"image": tiles}, ctx)

@@ -28,8 +28,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gantk.engine.state import pack, unpack
 from gantk.errors import CheckpointError
+from gantk.io.state import pack, unpack
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -250,7 +250,7 @@ def export_generator(source: Path, dest: Path, which: str = "last", use_ema: boo
     """Write a generator-only checkpoint: ``config.json`` + the generator's weights, no training state.
 
     This is what gets shipped (apps, model hubs): a few MB instead of G + D + optimizer moments, and it
-    loads with :func:`gantk.sampling.load_generator` like any checkpoint. EMA weights are exported as
+    loads with :func:`gantk.io.generators.load_generator` like any checkpoint. EMA weights are exported as
     the generator when the run has them (``use_ema``), since they are the ones that sample best.
     """
     dest = Path(dest)

@@ -1,0 +1,83 @@
+"""A trained generator from its folder alone: the plugin, the config and the weights it was trained with.
+
+``config.json`` names the plugin and holds the resolved config; the weights are read from safetensors
+(or, for an ONNX export, the graph runs in ONNX Runtime). Nothing from training has to be repeated at
+inference time: ``gantk sample``, ``translate``, ``upscale``, ``export`` and the apps all start here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gantk import memory, registry
+from gantk.config import build
+from gantk.errors import CheckpointError, ConfigError, GantkError
+from gantk.io import checkpoint as ckpt
+from gantk.io.onnx import OnnxGenerator, is_onnx_export
+from gantk.plugin import GanPlugin
+
+
+def load_plugin_from_meta(meta: dict[str, Any], where: Path, plugin: str | None = None) -> GanPlugin:
+    """The plugin instance a checkpoint was trained with, configured from its ``config.json``.
+
+    A built-in or installed plugin is found by its registered name. A checkpoint can also have been
+    trained with a plugin folder; its ``config.json`` records the folder, but gantk never imports code
+    from a path that a file names: the user names the folder (``plugin``, ``--plugin DIR``), as they did
+    to train. ``plugin`` also overrides the recorded plugin (a renamed or moved one).
+    """
+    info = meta.get("plugin") or {}
+    name, source, location = info.get("name", ""), info.get("source", ""), info.get("location", "")
+    if plugin is None and source == "path":
+        raise CheckpointError(
+            f"checkpoint {where} was trained with the plugin folder {location or name!r}, which is neither built in "
+            "nor installed. gantk does not import code from a path that a checkpoint names; if you trust that "
+            f"folder, name it yourself: --plugin {location or 'DIR'}."
+        )
+    try:
+        cls = registry.find(plugin).load() if plugin is not None else registry.find(name, allow_path=False).load()
+    except GantkError as exc:
+        raise CheckpointError(
+            f"checkpoint {where} was trained with plugin '{name}' ({source}), which cannot be loaded here: {exc}"
+        ) from None
+    try:
+        cfg = build(cls.config_class, meta["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {where}: its config.json does not fit plugin '{name}': {exc}") from None
+    return cls(cfg)
+
+
+def load_generator(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    which: str = "last",
+    plugin: str | None = None,
+) -> tuple[GanPlugin, nn.Module]:
+    """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present.
+
+    ``plugin`` names the plugin folder of a checkpoint trained with one (see :func:`load_plugin_from_meta`).
+    """
+    if is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
+        meta = ckpt.read_meta(Path(path))
+        return load_plugin_from_meta(meta, Path(path), plugin), OnnxGenerator(Path(path))
+    folder = ckpt.find_checkpoint(Path(path), which)
+    meta = ckpt.read_meta(folder)
+    instance = load_plugin_from_meta(meta, folder, plugin)
+    gen_name = meta.get("generator", instance.generator)
+    try:
+        memory.check_fits(instance, torch.device(device), only=gen_name)  # a config.json asking for absurd widths
+    except GantkError as exc:
+        raise CheckpointError(f"checkpoint {folder}: {exc}") from None
+    nets = instance.build_networks()
+    if gen_name not in nets:
+        raise CheckpointError(
+            f"{folder / ckpt.CONFIG} names generator '{gen_name}', but plugin '{instance.cfg.plugin}' builds only "
+            f"{', '.join(sorted(nets))}."
+        )
+    G: nn.Module = nets[gen_name]
+    ckpt.load_weights(G, ckpt.generator_weights(folder, gen_name, use_ema))
+    return instance, G.to(device).eval()
