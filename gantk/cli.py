@@ -330,46 +330,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.nproc > 1 and not args.print_config:
             launch_torchrun(args.nproc, args.argv)
     from gantk import registry
-    from gantk.config import load_yaml, to_dict
-    from gantk.engine import PluginSource, train
+    from gantk.config import to_dict
+    from gantk.engine import train
 
     if args.max_steps is not None and args.max_steps < 0:
         raise GantkError(f"--max-steps must be 0 or more; got {args.max_steps}.")
     spec, cls = registry.load(args.plugin)
     out = Path(args.out or Path("runs") / spec.name)
-    layers = []
-    if args.resume and (out / "config.yaml").is_file():
-        saved = load_yaml(out / "config.yaml")
-        if saved.get("plugin") and str(saved["plugin"]) != spec.name:
-            raise GantkError(
-                f"--resume: run folder {out} was trained with plugin '{saved['plugin']}', not '{spec.name}'; resume "
-                f"it with gantk train {saved['plugin']} --out {out} --resume, or choose another --out."
-            )
-        layers.append((saved, str(out / "config.yaml")))
-    layers += [(load_yaml(f), f) for f in args.config]
-    cli = {}
-    if args.data:
-        cli.setdefault("data", {})["name"] = args.data
-    for key, value in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed)):
-        if value is not None:
-            cli.setdefault("train", {})[key] = value
-    if cli:
-        layers.append((cli, "the command line"))
-    cfg = registry.make_config(spec, cls, layers, args.overrides)
+    flags = {"data.name": args.data or None, "train.max_steps": args.max_steps, "train.device": args.device}
+    flags["train.seed"] = args.seed
+    cfg = registry.make_config(
+        spec,
+        cls,
+        resumed_run=out if args.resume else None,
+        files=args.config,
+        values={key: value for key, value in flags.items() if value is not None},
+        overrides=args.overrides,
+    )
     plugin = cls(cfg)
     if args.print_config:  # resolved as training resolves it: the data fills data.channels, data.kind, ...
         import yaml
 
-        from gantk.engine.trainer import prepare_dataset
+        from gantk.engine.resolve import resolve_run
 
         try:
-            prepare_dataset(plugin)
+            resolve_run(plugin)
         except GantkError as exc:  # still show the config: the data is what is wrong, and this says so
             print(f"gantk: note: data.* not resolved from the data: {exc}", file=sys.stderr)
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        print(yaml.safe_dump(to_dict(plugin.cfg), sort_keys=False), end="")
         return 0
-    source = PluginSource(name=spec.name, source=spec.source, location=spec.location)
-    train(plugin, out, source, resume=args.resume)
+    train(plugin, out, spec, resume=args.resume)
     return 0
 
 
@@ -443,7 +433,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    from gantk.config import resolve, to_dict
     from gantk.engine import select_device
     from gantk.engine.logger import console
     from gantk.io import checkpoint as ckpt
@@ -460,9 +449,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     device = select_device(args.device)
     which = "best" if args.best else "last"
-    plugin, G = load_generator(args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin)
+    plugin, G = load_generator(
+        args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin, overrides=args.overrides
+    )
     step = int(ckpt.read_meta(ckpt.find_checkpoint(Path(args.checkpoint), which)).get("step") or 0)
-    plugin = type(plugin)(resolve(type(plugin.cfg), [(to_dict(plugin.cfg), "the checkpoint")], args.overrides))
     with torch.no_grad():
         metrics = plugin.evaluate({plugin.generator: G}, EvalContext(device, step, out / "eval"))
     if not metrics:
@@ -511,6 +501,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin)
     pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
+    if not plugin.serves("translate"):
+        raise GantkError(
+            f"{args.checkpoint} holds a {plugin.name} model, which does not translate images (it serves "
+            f"{', '.join(sorted(plugin.tasks))}); use gantk sample for a model that generates from noise."
+        )
     channels = plugin.cfg.data.channels or 3
     for src, dst in pairs:
         x = from_uint8(read_image(src, channels))[None]
@@ -549,12 +544,15 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.upscale import load_upscaler, upscale_image
 
-    plugin, G = load_upscaler(
-        args.checkpoint, select_device(args.device), "best" if args.best else "last", plugin_ref=args.plugin
-    )
     if args.tile is not None:
         check_range("--tile", args.tile, 8, 8192)
-        plugin.cfg.eval.tile = args.tile
+    plugin, G = load_upscaler(
+        args.checkpoint,
+        select_device(args.device),
+        "best" if args.best else "last",
+        plugin_ref=args.plugin,
+        overrides=[f"eval.tile={args.tile}"] if args.tile is not None else None,
+    )
     pairs = _input_output_pairs(Path(args.input), Path(args.output))
     for src, dst in pairs:
         start = time.perf_counter()

@@ -554,3 +554,93 @@ def resolve(
     for key, value in parse_overrides(overrides or []):
         merged = merge(merged, overrides_to_dict([(key, value)]), f"--set {key}", origins)
     return build(cls, merged, origins)
+
+
+def with_values(cfg: T, values: dict[str, Any], source: str) -> T:
+    """A new config: ``cfg`` with the dotted ``values`` (``{"data.channels": 3}``) set, every key and type
+    checked as for ``--set``; ``source`` names where they came from in an error."""
+    origins: Origins = {}
+    merged = to_dict(cfg)
+    for key, value in values.items():
+        merged = merge(merged, overrides_to_dict([(key, value)]), source, origins)
+    return build(_unfrozen(type(cfg)), merged, origins)
+
+
+# --------------------------------------------------------------------------------------------------
+# Freezing: a resolved config does not change any more
+# --------------------------------------------------------------------------------------------------
+
+
+class FrozenConfigError(AttributeError):
+    """A resolved (frozen) config was assigned to."""
+
+
+class FrozenDict(dict):
+    """A dict section (``optim``) of a frozen config: reads as a dict, refuses writes."""
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise FrozenConfigError(
+            "the config is resolved and frozen: it cannot change once the engine resolved it "
+            "(derive values in GanPlugin.resolve instead)."
+        )
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+
+_FROZEN: dict[type, type] = {}
+
+
+def _refuse_setattr(self: Any, name: str, value: Any) -> None:
+    raise FrozenConfigError(
+        f"config field '{type(self).__name__}.{name}' cannot be set: the config is resolved and frozen (it was "
+        "completed from the data and saved with the run). A value derived from the data belongs in "
+        "GanPlugin.resolve; a value chosen by the user in the config files or --set."
+    )
+
+
+def _rebuild(cls: type, data: dict[str, Any]) -> Any:
+    return freeze(build(cls, data))
+
+
+def _frozen_class(cls: type) -> type:
+    if cls not in _FROZEN:
+        _FROZEN[cls] = type(
+            cls.__name__,
+            (cls,),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__setattr__": _refuse_setattr,
+                "__delattr__": lambda self, name: _refuse_setattr(self, name, None),
+                "__reduce__": lambda self: (_rebuild, (cls, to_dict(self))),
+                "__gantk_frozen__": cls,
+            },
+        )
+    return _FROZEN[cls]
+
+
+def _unfrozen(cls: type) -> type:
+    return getattr(cls, "__gantk_frozen__", cls)
+
+
+def freeze(cfg: T) -> T:
+    """``cfg`` made read-only in place, every section with it: assigning a field raises
+    :class:`FrozenConfigError`. The engine freezes the config once it is resolved; ``to_dict``,
+    ``isinstance`` and reading work as before."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if isinstance(value, dict) and not isinstance(value, FrozenDict):
+                object.__setattr__(cfg, f.name, FrozenDict({k: freeze(v) for k, v in value.items()}))
+            else:
+                freeze(value)
+        if not hasattr(type(cfg), "__gantk_frozen__"):
+            object.__setattr__(cfg, "__class__", _frozen_class(type(cfg)))
+    return cfg
+
+
+def is_frozen(cfg: Any) -> bool:
+    return hasattr(type(cfg), "__gantk_frozen__")

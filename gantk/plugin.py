@@ -35,6 +35,10 @@ from gantk.config import Config
 #: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error
 CONTRACT_VERSION = 1
 
+#: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
+#: a larger image from a smaller one
+TASKS = ("sample", "translate", "upscale")
+
 Batch = dict[str, Tensor]
 Losses = dict[str, Tensor]
 
@@ -150,6 +154,9 @@ class GanPlugin:
     #: evaluation metric used to keep the best checkpoint, and whether lower is better
     best_metric: ClassVar[str] = ""
     best_mode: ClassVar[str] = "min"
+    #: what a trained generator serves (:data:`TASKS`): ``gantk sample``, ``translate`` and ``upscale`` and
+    #: the apps refuse a checkpoint whose plugin does not declare their task, before they load any weights
+    tasks: ClassVar[frozenset[str]] = frozenset({"sample"})
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -165,8 +172,19 @@ class GanPlugin:
         naming the keys (``data.image_size`` not a multiple of what the architecture halves it by, ...).
 
         Called before the data is read and before anything is written; each field's own range is already
-        checked (``gantk.config.Range``). A rule that needs the data belongs in ``build_dataset``.
+        checked (``gantk.config.Range``). A rule that needs the data belongs in :meth:`resolve`.
         """
+
+    def resolve(self, dataset: torch.utils.data.Dataset) -> dict[str, Any]:
+        """Config values that follow from the training data, as dotted keys: pix2pix's ``train.max_steps``
+        from its epochs and the number of pairs, CGAN's ``model.class_names`` from the labels.
+
+        The engine calls it once, after :meth:`build_dataset` (with ``data.channels`` and ``data.kind``
+        already filled in) and before :meth:`build_networks` and :meth:`phases`. The values are checked as
+        ``--set`` values are; then the config is frozen and saved with the run, so every checkpoint
+        rebuilds the networks without the data. Never assign to ``self.cfg``: return the values here.
+        """
+        return {}
 
     # ---- data -------------------------------------------------------------------------------------
     def build_dataset(self, split: str = "train") -> torch.utils.data.Dataset:
@@ -268,8 +286,19 @@ class GanPlugin:
 
     # ---- image-to-image inference -----------------------------------------------------------------
     def translate(self, G: nn.Module, image: Tensor, train_mode: bool = False) -> Tensor:
-        """Map one input image (1, C, H, W) in [-1, 1] to an output image, for ``gantk translate``."""
+        """Map one input image (1, C, H, W) in [-1, 1] to an output image, for ``gantk translate``
+        (declare ``"translate"`` in :attr:`tasks`)."""
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not translate images")
+
+    def upscale(self, G: nn.Module, lr: Tensor, progress: Any = None) -> Tensor:
+        """Super-resolve a batch (N, C, h, w) in [-1, 1], for ``gantk upscale`` and the super-resolution app
+        (declare ``"upscale"`` in :attr:`tasks`). ``progress`` is a :class:`gantk.tiling.Progress` to report to."""
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not upscale images")
+
+    @classmethod
+    def serves(cls, task: str) -> bool:
+        """Whether the plugin declares ``task`` (one of :data:`TASKS`) in :attr:`tasks`."""
+        return task in cls.tasks
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

@@ -13,19 +13,22 @@ installed. Specs are cheap to list; the code is imported only when a plugin is l
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gantk.config import Config, load_yaml, resolve
-from gantk.errors import PluginError
+from gantk.config import Config, load_yaml, overrides_to_dict, resolve
+from gantk.errors import ConfigError, GantkError, PluginError
 from gantk.plugin import CONTRACT_VERSION, GanPlugin
 
 ENTRY_POINT_GROUP = "gantk.plugins"
@@ -46,6 +49,26 @@ class PluginSpec:
         if self.source == "installed":
             return _load_entry_point(self)
         return _load_folder(Path(self.location), self.name)
+
+    @classmethod
+    def of(cls, plugin: GanPlugin | type[GanPlugin]) -> PluginSpec:
+        """Where a plugin came from: its registered spec when its name finds this very class, else its folder."""
+        klass = plugin if isinstance(plugin, type) else type(plugin)
+        name = (getattr(plugin, "cfg", None) and plugin.cfg.plugin) or klass.name or klass.__name__
+        with contextlib.suppress(GantkError):
+            spec = find(name, allow_path=False)
+            if spec.load() is klass:
+                return spec
+        return cls(name, "path", str(Path(inspect.getfile(klass)).parent))
+
+    def to_meta(self) -> dict[str, str]:
+        """What a checkpoint's ``config.json`` records under ``plugin``: enough to find the plugin again."""
+        return {"name": self.name, "source": self.source, "location": self.location}
+
+    @classmethod
+    def from_meta(cls, info: dict[str, Any]) -> PluginSpec:
+        """The spec a checkpoint recorded (:meth:`to_meta`); only its name is trusted to load code."""
+        return cls(str(info.get("name", "")), str(info.get("source", "")), str(info.get("location", "")))
 
 
 def builtin_specs() -> list[PluginSpec]:
@@ -132,13 +155,38 @@ def make_config(
     cls: type[GanPlugin],
     layers: list[tuple[dict[str, Any], str]] | None = None,
     overrides: list[str] | None = None,
+    *,
+    resumed_run: Path | None = None,
+    files: Sequence[str | Path] = (),
+    values: dict[str, Any] | None = None,
 ) -> Config:
-    """The plugin's typed config: class defaults < defaults.yaml < ``layers`` < ``--set`` overrides."""
-    base: list[tuple[dict[str, Any], str]] = []
+    """The plugin's typed config. Every layering of gantk happens here, later layers winning:
+
+    class defaults < the plugin's defaults.yaml < a resumed run's ``config.yaml`` (``resumed_run``) <
+    ``layers`` (data, source name) < ``--config`` ``files`` in order < command-line flags (``values``,
+    dotted keys) < ``--set`` ``overrides``.
+
+    An error names the layer a bad value came from. The result is not yet resolved from the data: the
+    engine completes and freezes it (:mod:`gantk.engine.resolve`).
+    """
+    stack: list[tuple[dict[str, Any], str]] = []
     defaults = cls.defaults_path()
     if defaults.is_file():
-        base.append((load_yaml(defaults), str(defaults)))
-    cfg = resolve(cls.config_class, base + list(layers or []), overrides)
+        stack.append((load_yaml(defaults), str(defaults)))
+    saved = resumed_run / "config.yaml" if resumed_run is not None else None
+    if saved is not None and saved.is_file():
+        data = load_yaml(saved)
+        if data.get("plugin") and str(data["plugin"]) != spec.name:
+            raise ConfigError(
+                f"--resume: run folder {resumed_run} was trained with plugin '{data['plugin']}', not '{spec.name}'; "
+                f"resume it with gantk train {data['plugin']} --out {resumed_run} --resume, or choose another --out."
+            )
+        stack.append((data, str(saved)))
+    stack += list(layers or [])
+    stack += [(load_yaml(f), str(f)) for f in files]
+    if values:
+        stack.append((overrides_to_dict(list(values.items())), "the command line"))
+    cfg = resolve(cls.config_class, stack, overrides)
     cfg.plugin = spec.name
     return cfg
 

@@ -122,9 +122,8 @@ def check_plugin(
         cfg.train.device, cfg.train.max_steps, cfg.train.tensorboard = "cpu", steps, False
         cfg.train.checkpoint_every, cfg.train.sample_every = 0, steps
         from gantk.engine import Trainer
-        from gantk.engine.trainer import PluginSource
 
-        trainer = Trainer(cls(cfg), run, PluginSource(spec.name, spec.source, spec.location))
+        trainer = Trainer(cls(cfg), run, spec)
         trainer.setup()
         state["trainer"] = trainer
         return ", ".join(f"{k}: {sum(p.numel() for p in n.parameters()):,} params" for k, n in trainer.nets.items())

@@ -25,11 +25,15 @@ from gantk.tiling import Progress
 
 
 def load_upscaler(
-    checkpoint: str | Path, device: str | torch.device = "cpu", which: str = "last", plugin_ref: str | None = None
+    checkpoint: str | Path,
+    device: str | torch.device = "cpu",
+    which: str = "last",
+    plugin_ref: str | None = None,
+    overrides: list[str] | None = None,
 ):
     """``(plugin, G)`` of a super-resolution checkpoint (a plugin with ``upscale``); others are refused."""
-    plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref)
-    if not hasattr(plugin, "upscale"):
+    plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref, overrides=overrides)
+    if not plugin.serves("upscale"):
         raise GantkError(
             f"{checkpoint} holds a {plugin.name} model, not a super-resolution one; train one with gantk train "
             "plugins/srgan (gantk translate and gantk sample serve other models)."

@@ -138,3 +138,13 @@ def test_datasets_says_how_many_facades_pairs_there_are(capsys):
     said = capsys.readouterr()
     text = " ".join((said.out + said.err).split())
     assert "facades" in text and "400 CMP facade photos" in text
+
+
+def test_translate_refuses_a_model_that_does_not_declare_it(tiny_run, tmp_path, capsys):
+    from gantk.cli import main
+    from tests.helpers import write_image_folder
+
+    source = write_image_folder(tmp_path / "in", n=1) / "0.png"
+    assert main(["translate", str(tiny_run), str(source), "-o", str(tmp_path / "out.png")]) == 2
+    assert "does not translate images (it serves sample)" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out.png").exists()

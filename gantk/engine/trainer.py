@@ -13,7 +13,6 @@ evaluations, checkpoints); the other ranks wait for it wherever the run's state 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import os
 import random
@@ -22,7 +21,6 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gantk import __version__
 from gantk.config import to_dict
-from gantk.data import locate
 from gantk.data.datasets import TensorDataset
 from gantk.data.loader import BatchStream
 from gantk.engine import distributed, preflight
@@ -41,12 +38,14 @@ from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.logger import RunLogger
 from gantk.engine.optim import build_optimizer, build_scheduler, rates_on_device
+from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import StepParts, TrainStep, autocast
 from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.io.images import save_grid
 from gantk.plugin import Batch, EvalContext, GanPlugin, Phase
+from gantk.registry import PluginSpec
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: torch.compile mode per ``train.compile``: the engine captures whole steps as CUDA graphs itself, so
@@ -82,51 +81,18 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def prepare_dataset(plugin: GanPlugin) -> torch.utils.data.Dataset:
-    """The training data, with what the config leaves to it filled in: ``data.channels`` and ``data.kind``
-    (and whatever the plugin derives from the data, such as pix2pix's schedule in steps). What
-    ``--print-config`` shows is then the config a run trains with."""
-    cfg = plugin.cfg
-    dataset = plugin.build_dataset("train")
-    if not cfg.data.channels:
-        cfg.data.channels = int(getattr(dataset, "channels", 3))
-    if not cfg.data.kind:
-        with contextlib.suppress(GantkError):
-            cfg.data.kind = locate(cfg.data.name, download=False)[1]
-    return dataset
-
-
-@dataclass
-class PluginSource:
-    """How to find the plugin again when a checkpoint is loaded (recorded in config.json)."""
-
-    name: str
-    source: str = "path"
-    location: str = ""
-
-    @classmethod
-    def of(cls, plugin: GanPlugin) -> PluginSource:
-        """Where ``plugin`` came from: its registered spec when its name finds this very class, else its folder."""
-        from gantk import registry
-
-        name = plugin.cfg.plugin or type(plugin).name or type(plugin).__name__
-        with contextlib.suppress(GantkError):
-            spec = registry.find(name, allow_path=False)
-            if spec.load() is type(plugin):
-                return cls(spec.name, spec.source, spec.location)
-        return cls(name, "path", str(Path(inspect.getfile(type(plugin))).parent))
-
-
 class Trainer:
-    """Trains ``plugin`` into the run folder ``out``; ``resume=True`` continues its newest checkpoint."""
+    """Trains ``plugin`` into the run folder ``out``; ``resume=True`` continues its newest checkpoint.
+
+    ``spec`` says where the plugin came from (recorded in checkpoints); by default it is looked up."""
 
     def __init__(
-        self, plugin: GanPlugin, out: str | Path, source: PluginSource | None = None, resume: bool = False
+        self, plugin: GanPlugin, out: str | Path, spec: PluginSpec | None = None, resume: bool = False
     ) -> None:
         self.plugin = plugin
         self.cfg = plugin.cfg
         self.run = Path(out)
-        self.source = source or PluginSource.of(plugin)
+        self.spec = spec or PluginSpec.of(plugin)  # recorded in every checkpoint: how to find the plugin again
         self.resume = resume
         self.step = 0
         self.best_value: float | None = None
@@ -169,7 +135,9 @@ class Trainer:
         seed_everything(tc.seed, tc.deterministic)  # every rank builds the same networks
 
         # rank 0 first: a dataset it downloads or caches is then read by the others
-        self.dataset = distributed.main_first(lambda: prepare_dataset(self.plugin), world, then_all=True)
+        self.dataset = distributed.main_first(lambda: resolve_run(self.plugin), world, then_all=True)
+        self.cfg = cfg = self.plugin.cfg  # resolved from the data, and frozen from here on
+        tc = cfg.train
         self.phases = self.plugin.phases()
         trained = {u.network for p in self.phases for u in p.updates}
         preflight.check_resources(self.plugin, self.device, trained)
@@ -641,7 +609,7 @@ class Trainer:
     def _meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "gantk_version": __version__,
-            "plugin": {"name": self.source.name, "source": self.source.source, "location": self.source.location},
+            "plugin": self.spec.to_meta(),
             "generator": self.plugin.generator,
             "step": self.step,
             "config": to_dict(self.cfg),
@@ -784,10 +752,10 @@ class Trainer:
         self.cpu_noise.set_state(rng["cpu_noise"])
 
 
-def train(plugin: GanPlugin, out: str | Path, source: PluginSource | None = None, resume: bool = False) -> Path:
+def train(plugin: GanPlugin, out: str | Path, spec: PluginSpec | None = None, resume: bool = False) -> Path:
     """Train ``plugin`` into ``out``; returns the final checkpoint folder."""
     start = time.perf_counter()
-    trainer = Trainer(plugin, out, source, resume)
+    trainer = Trainer(plugin, out, spec, resume)
     try:
         folder = trainer.fit()
     finally:

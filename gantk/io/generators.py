@@ -14,23 +14,28 @@ import torch
 from torch import nn
 
 from gantk import memory, registry
-from gantk.config import build
+from gantk.config import build, freeze, resolve, to_dict
 from gantk.errors import CheckpointError, ConfigError, GantkError
 from gantk.io import checkpoint as ckpt
 from gantk.io.onnx import OnnxGenerator, is_onnx_export
 from gantk.plugin import GanPlugin
 
 
-def load_plugin_from_meta(meta: dict[str, Any], where: Path, plugin: str | None = None) -> GanPlugin:
+def load_plugin_from_meta(
+    meta: dict[str, Any], where: Path, plugin: str | None = None, overrides: list[str] | None = None
+) -> GanPlugin:
     """The plugin instance a checkpoint was trained with, configured from its ``config.json``.
 
     A built-in or installed plugin is found by its registered name. A checkpoint can also have been
     trained with a plugin folder; its ``config.json`` records the folder, but gantk never imports code
     from a path that a file names: the user names the folder (``plugin``, ``--plugin DIR``), as they did
     to train. ``plugin`` also overrides the recorded plugin (a renamed or moved one).
+
+    ``overrides`` (``["eval.tile=256"]``, as ``--set`` takes them) change how the model is used, never
+    what was trained; the config comes back frozen.
     """
-    info = meta.get("plugin") or {}
-    name, source, location = info.get("name", ""), info.get("source", ""), info.get("location", "")
+    recorded = registry.PluginSpec.from_meta(meta.get("plugin") or {})
+    name, source, location = recorded.name, recorded.source, recorded.location
     if plugin is None and source == "path":
         raise CheckpointError(
             f"checkpoint {where} was trained with the plugin folder {location or name!r}, which is neither built in "
@@ -47,7 +52,9 @@ def load_plugin_from_meta(meta: dict[str, Any], where: Path, plugin: str | None 
         cfg = build(cls.config_class, meta["config"])
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {where}: its config.json does not fit plugin '{name}': {exc}") from None
-    return cls(cfg)
+    if overrides:
+        cfg = resolve(cls.config_class, [(to_dict(cfg), f"checkpoint {where}")], overrides)
+    return cls(freeze(cfg))
 
 
 def load_generator(
@@ -56,17 +63,19 @@ def load_generator(
     use_ema: bool = True,
     which: str = "last",
     plugin: str | None = None,
+    overrides: list[str] | None = None,
 ) -> tuple[GanPlugin, nn.Module]:
     """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present.
 
-    ``plugin`` names the plugin folder of a checkpoint trained with one (see :func:`load_plugin_from_meta`).
+    ``plugin`` names the plugin folder of a checkpoint trained with one, and ``overrides`` change how the
+    model is used (``eval.*``); see :func:`load_plugin_from_meta`.
     """
     if is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
         meta = ckpt.read_meta(Path(path))
-        return load_plugin_from_meta(meta, Path(path), plugin), OnnxGenerator(Path(path))
+        return load_plugin_from_meta(meta, Path(path), plugin, overrides), OnnxGenerator(Path(path))
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
-    instance = load_plugin_from_meta(meta, folder, plugin)
+    instance = load_plugin_from_meta(meta, folder, plugin, overrides)
     gen_name = meta.get("generator", instance.generator)
     try:
         memory.check_fits(instance, torch.device(device), only=gen_name)  # a config.json asking for absurd widths

@@ -72,8 +72,8 @@ class CGAN(GanPlugin):
     cfg: CGANConfig
 
     # ---- data ---------------------------------------------------------------------------------------
-    def build_dataset(self, split: str = "train") -> torch.utils.data.Dataset:
-        dataset = super().build_dataset(split)
+    def resolve(self, dataset: torch.utils.data.Dataset) -> dict[str, list[str]]:
+        """The class names, from the labelled data: saved with every checkpoint, so sampling needs no data."""
         names = [str(n) for n in getattr(dataset, "class_names", ())]
         if not names:
             raise DataError(
@@ -85,8 +85,7 @@ class CGAN(GanPlugin):
             raise ConfigError(
                 f"model.class_names {known} does not match the classes of --data {self.cfg.data.name}: {names}."
             )
-        self.cfg.model.class_names = names  # saved with every checkpoint: sampling needs no data
-        return dataset
+        return {"model.class_names": names}
 
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.cfg.model.class_names)

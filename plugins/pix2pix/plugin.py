@@ -108,6 +108,7 @@ class Pix2Pix(GanPlugin):
     config_class = Pix2PixConfig
     best_metric = "l1"
     best_mode = "min"
+    tasks = frozenset({"translate"})
 
     cfg: Pix2PixConfig
     holdout: TensorDataset | None = None
@@ -137,13 +138,18 @@ class Pix2Pix(GanPlugin):
         self.holdout = self._rows(pairs, keep)
         train = self._rows(pairs, 0, keep)
         self._first_pairs = self._rows(pairs, 0, 64)
-        tc = self.cfg.train
-        per_epoch = keep // tc.batch_size
-        if tc.max_steps == 0:  # the paper's schedule, in steps
-            tc.max_steps = (self.cfg.epochs.constant + self.cfg.epochs.decay) * per_epoch
-        if self.cfg.schedule.name == "linear_decay" and self.cfg.schedule.decay_start == 0:
-            self.cfg.schedule.decay_start = self.cfg.epochs.constant * per_epoch
         return train
+
+    def resolve(self, dataset: TensorDataset) -> dict[str, int]:
+        """The paper's schedule in steps: ``epochs.constant`` epochs at the full rate, then ``epochs.decay``
+        decaying linearly to 0, each epoch one pass over the training pairs."""
+        tc, epochs, values = self.cfg.train, self.cfg.epochs, {}
+        per_epoch = len(dataset) // tc.batch_size
+        if tc.max_steps == 0:
+            values["train.max_steps"] = (epochs.constant + epochs.decay) * per_epoch
+        if self.cfg.schedule.name == "linear_decay" and self.cfg.schedule.decay_start == 0:
+            values["schedule.decay_start"] = epochs.constant * per_epoch
+        return values
 
     def _split(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = batch["A"], batch["B"]

@@ -96,6 +96,7 @@ class SRGAN(GanPlugin):
     name = "srgan"
     description = "SRGAN (Ledig et al. 2017): SRResNet G, then G + VGG-style D; 4x super-resolution, Set5/Set14 eval."
     config_class = SRGANConfig
+    tasks = frozenset({"upscale", "translate"})
     best_metric = "Set5/psnr_y"
     best_mode = "max"
 

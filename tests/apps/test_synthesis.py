@@ -101,12 +101,12 @@ def test_wrong_inputs_give_a_message_and_the_app_keeps_serving(client, args, api
 
 
 def test_a_model_without_classes_is_refused(tmp_path, image_folder):
-    from gantk.engine import PluginSource, train
+    from gantk.engine import train
     from gantk.io.checkpoint import export_generator
     from tests.helpers import tiny_dcgan
 
     spec, plugin = tiny_dcgan(image_folder, train={"max_steps": 1})
-    train(plugin, tmp_path / "run", PluginSource(spec.name, spec.source, spec.location))
+    train(plugin, tmp_path / "run", spec)
     export_generator(tmp_path / "run", tmp_path / "dcgan")
     with pytest.raises(Exception, match="not class-conditional"):
         synthesis.Synthesizer(tmp_path / "dcgan")

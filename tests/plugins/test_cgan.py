@@ -9,6 +9,8 @@ from PIL import Image
 from torch import nn
 
 from gantk import registry
+from gantk.config import FrozenConfigError
+from gantk.engine.resolve import resolve_run
 from gantk.errors import ConfigError, DataError
 from gantk.io.generators import load_generator
 from gantk.metrics import classifier as clf
@@ -86,17 +88,20 @@ def test_unlabelled_data_is_refused(tmp_path):
     plugin = _plugin(classes=())
     plugin.cfg.data.name = str(write_image_folder(tmp_path / "flat", n=4))
     with pytest.raises(DataError, match="CGAN needs labelled data"):
-        plugin.build_dataset()
+        resolve_run(plugin)
 
 
 def test_classes_come_from_the_dataset(tmp_path):
     plugin = _plugin(classes=())
     plugin.cfg.data.name = str(write_grey_levels(tmp_path / "levels", per_class=2))
-    plugin.build_dataset()
+    resolve_run(plugin)
     assert plugin.class_names() == ("dark", "light", "mid")
-    plugin.cfg.model.class_names = ["x", "y", "z"]
+    with pytest.raises(FrozenConfigError):  # resolved from the data once: the config does not change after
+        plugin.cfg.model.class_names = ["x", "y", "z"]
+    plugin = _plugin(classes=["x", "y", "z"])
+    plugin.cfg.data.name = str(write_grey_levels(tmp_path / "levels", per_class=2))
     with pytest.raises(ConfigError, match="does not match the classes"):
-        plugin.build_dataset()
+        resolve_run(plugin)
 
 
 class _Painter(nn.Module):
@@ -121,6 +126,7 @@ def test_accuracy_score_rewards_following_the_label(tmp_path):
     assert held == 1.0
     plugin.cfg.eval.classifier = str(clf.save_classifier(judge, tmp_path / "judge"))
     plugin.cfg.eval.samples_per_class = 8
+    resolve_run(plugin)
     ctx = EvalContext(torch.device("cpu"), 5, tmp_path / "run" / "eval")
 
     good = plugin.evaluate({"G": _Painter(names)}, ctx)

@@ -16,6 +16,7 @@ from torch import nn
 
 from gantk import registry
 from gantk.engine import Trainer
+from gantk.engine.resolve import resolve_run
 from gantk.plugin import StepContext
 from tests.helpers import REPO, SHARED_DATA
 from tests.helpers_pairs import write_side_by_side
@@ -188,7 +189,7 @@ def test_holdout_too_large(tmp_path):
 def test_default_config_is_the_paper_schedule_on_real_facades(monkeypatch):
     monkeypatch.setenv("GANTK_DATA", str(SHARED_DATA))
     plugin = make()
-    train = plugin.build_dataset()
+    train = resolve_run(plugin)
     assert len(train) == 360 and len(plugin.holdout) == 40  # the last 40 of 400 are held out
     assert plugin.cfg.train.max_steps == 200 * 360 and plugin.cfg.schedule.decay_start == 100 * 360
     assert plugin.cfg.train.batch_size == 1 and plugin.cfg.optim["G"].lr == pytest.approx(2e-4)
