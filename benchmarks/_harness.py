@@ -35,10 +35,8 @@ from gantk import registry
 from gantk.data import TensorDataset
 from gantk.engine import select_device
 from gantk.engine.graph import resolve_graph_mode
-from gantk.engine.trainer import COMPILE_MODES
+from gantk.engine.setup import COMPILE_MODES, DTYPES
 from gantk.io.images import from_uint8
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass

@@ -3,7 +3,7 @@ one shared engine."""
 
 from gantk.config import Config, DataConfig, EMAConfig, OptimConfig, ScheduleConfig, TrainConfig
 from gantk.errors import GantkError
-from gantk.plugin import EvalContext, GanPlugin, Phase, StepContext, Update
+from gantk.plugin import EvalContext, GanPlugin, Hook, Phase, StepContext, Update
 
 __version__ = "0.1.0"
 
@@ -13,6 +13,7 @@ __all__ = [
     "EMAConfig",
     "EvalContext",
     "GanPlugin",
+    "Hook",
     "GantkError",
     "OptimConfig",
     "Phase",

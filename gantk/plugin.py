@@ -138,6 +138,30 @@ class Phase:
         return cls(name, (Update("D", d_loss, repeat=d_repeat), Update("G", g_loss, freeze=("D",))), steps)
 
 
+class Hook:
+    """Work that runs between training steps: every ``every`` steps, and after the last step (``at_end``).
+
+    The engine runs its hooks in order after each step's checkpoint was written: its own (the sample
+    grid every ``train.sample_every`` steps, evaluation every ``train.eval_every``), then the plugin's
+    (:meth:`GanPlugin.hooks`), then the user's (``Trainer(..., hooks=[...])``). A hook is called on every
+    rank of a data-parallel run: write files only where ``trainer.world.is_main``. It gets the
+    :class:`gantk.engine.Trainer`: ``step``, ``cfg``, ``plugin``, ``run`` (the run folder), ``logger``,
+    ``sampling_generator()`` and ``eval_mode()`` (eval mode, no gradients, training's random streams
+    untouched) are what hooks use. A failing hook stops the run with the step's checkpoint saved.
+    """
+
+    def __init__(self, every: int = 0, at_end: bool = True) -> None:
+        self.every = every
+        self.at_end = at_end
+
+    def due(self, step: int, max_steps: int) -> bool:
+        """Whether the hook runs after ``step`` (1-based: steps done); never when ``every`` is 0."""
+        return bool(self.every) and (step % self.every == 0 or (self.at_end and step == max_steps))
+
+    def __call__(self, trainer: Any) -> None:
+        raise NotImplementedError
+
+
 class GanPlugin:
     """Base class of every gantk plugin. Subclass it in a ``plugin.py``; see docs in the README."""
 
@@ -225,6 +249,10 @@ class GanPlugin:
         a warm-up step and falls back to eager with a warning; the second is the plugin's to declare here.
         """
         return ""
+
+    def hooks(self) -> list[Hook]:
+        """Extra work between steps (a plugin's own report, a metric on another cadence): see :class:`Hook`."""
+        return []
 
     # ---- sampling ---------------------------------------------------------------------------------
     def class_names(self) -> tuple[str, ...]:

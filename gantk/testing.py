@@ -166,7 +166,7 @@ def check_plugin(
         if trainer.sample_inputs is None:
             return "no sample inputs (the plugin does not sample); skipped the shape check"
         inputs = {k: v[:2] for k, v in trainer.sample_inputs.items()}
-        with trainer._eval_mode():
+        with trainer.eval_mode():
             out = trainer.plugin.generate(trainer.sampling_generator(), inputs).float()
         if out.dim() != 4 or out.shape[1] != cfg.data.channels:
             raise AssertionError(f"generator output {tuple(out.shape)} does not have data.channels={cfg.data.channels}")

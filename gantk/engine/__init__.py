@@ -1,5 +1,6 @@
-"""The shared training engine: :class:`Trainer` runs any plugin; :mod:`.checkpoint` reads and writes runs."""
+"""The shared training engine: :class:`Trainer` runs any plugin."""
 
-from gantk.engine.trainer import Trainer, select_device, train
+from gantk.engine.setup import select_device
+from gantk.engine.trainer import Trainer, train
 
 __all__ = ["Trainer", "select_device", "train"]

@@ -1,0 +1,62 @@
+"""The engine's own hooks: a sample grid every ``train.sample_every`` steps, evaluation (and the best
+checkpoint) every ``train.eval_every``. They use only what any hook can (:class:`gantk.plugin.Hook`), so
+a plugin's or a user's hook runs on the same footing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from gantk.engine import distributed
+from gantk.errors import PluginError
+from gantk.io.images import save_grid
+from gantk.plugin import EvalContext, Hook
+
+if TYPE_CHECKING:
+    from gantk.engine.trainer import Trainer
+
+
+class SampleGrid(Hook):
+    """``samples/step_XXXXXXXX.png`` from the same inputs every time (rank 0 only; the others go on)."""
+
+    def __call__(self, trainer: Trainer) -> None:
+        if trainer.sample_inputs is None or not trainer.world.is_main:
+            return
+        inputs = {k: v.to(trainer.device) for k, v in trainer.sample_inputs.items()}
+        with trainer.eval_mode():
+            images = trainer.plugin.generate(trainer.sampling_generator(), inputs).float()
+        save_grid(images, trainer.run / "samples" / f"step_{trainer.step:08d}.png")
+
+
+class Evaluate(Hook):
+    """The plugin's metrics, computed on rank 0 and shared; a better best metric saves ``checkpoints/best``."""
+
+    def __call__(self, trainer: Trainer) -> None:
+        plugin, cfg = trainer.plugin, trainer.cfg
+
+        def on_main() -> dict[str, float]:
+            nets = dict(trainer.nets)
+            nets[plugin.generator] = trainer.sampling_generator()
+            ctx = EvalContext(trainer.device, trainer.step, trainer.run / "eval")
+            with trainer.eval_mode():
+                return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}
+
+        metrics = distributed.main_first(on_main, trainer.world)
+        if not metrics:
+            return
+        trainer.logger.write(trainer.step, {f"eval/{k}": float(v) for k, v in metrics.items()})
+        trainer.logger.message(f"eval at step {trainer.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        name = cfg.train.best_metric or plugin.best_metric
+        mode = cfg.train.best_mode if cfg.train.best_metric else plugin.best_mode
+        if not name or not trainer.phase_at(max(0, trainer.step - 1)).keep_best:  # the phase of the step just done
+            return
+        if name not in metrics:
+            raise PluginError(
+                f"best metric '{name}' is not among the evaluation metrics {sorted(metrics)}; set train.best_metric."
+            )
+        value, best = float(metrics[name]), trainer.best_value
+        better = best is None or (value < best if mode == "min" else value > best)
+        if better and math.isfinite(value):
+            trainer.best_value = value
+            trainer.save(trainer.run / "checkpoints" / "best", extra={"best_metric": name, "best_value": value})

@@ -1,0 +1,159 @@
+"""Set-up before the first step: the device, seeds, checks of what the plugin built, and the wrapped
+networks the loss functions call (DDP, ``torch.compile``). Each is a function of what it is given."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gantk.config import Config, TrainConfig
+from gantk.data.datasets import TensorDataset
+from gantk.engine.distributed import World
+from gantk.errors import GantkError, PluginError
+from gantk.plugin import Phase
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: torch.compile mode per ``train.compile``: the engine captures whole steps as CUDA graphs itself, so
+#: torch.compile's own graphs (reduce-overhead, max-autotune) are left off and ask for the engine's
+COMPILE_MODES = {"default": "default", "reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+#: in-memory datasets up to this size live on the GPU, so a batch is one index on the device
+DEVICE_DATA_BYTES = 2 << 30
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own random streams; rank 0 keeps ``seed`` (a single process is rank 0)."""
+    return seed + 1_000_003 * rank
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GantkError("--device cuda was asked for, but PyTorch sees no CUDA device; use --device cpu or auto.")
+    return torch.device(name)
+
+
+def rank_device(name: str, world: World) -> torch.device:
+    """The device of this process: under torchrun on CUDA, the local rank's GPU."""
+    device = select_device(name)
+    if world.distributed and device.type == "cuda":  # one GPU per process: the local rank's
+        if world.local_rank >= torch.cuda.device_count():
+            raise GantkError(
+                f"local rank {world.local_rank} has no GPU: this node has {torch.cuda.device_count()}; "
+                "start at most that many processes per node (--nproc / --nproc_per_node)."
+            )
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def check_phases(cfg: Config, phases: list[Phase], nets: dict[str, nn.Module]) -> None:
+    """Every phase trains networks the plugin built, each with an optimizer in the config."""
+    if not phases:
+        raise PluginError(f"plugin '{cfg.plugin}': phases() returned no phase.")
+    for phase in phases:
+        if not phase.updates:
+            raise PluginError(f"plugin '{cfg.plugin}': phase '{phase.name}' has no updates.")
+        for upd in phase.updates:
+            for name in (upd.network, *upd.freeze):
+                if name not in nets:
+                    raise PluginError(
+                        f"plugin '{cfg.plugin}': phase '{phase.name}' names network '{name}', but "
+                        f"build_networks() made only {sorted(nets)}."
+                    )
+            if upd.network not in cfg.optim:
+                raise GantkError(
+                    f"network '{upd.network}' is trained in phase '{phase.name}' but has no optimizer: add "
+                    f"optim.{upd.network} to the config (for example --set optim.{upd.network}.lr=2e-4)."
+                )
+            if upd.repeat < 1:
+                raise PluginError(f"plugin '{cfg.plugin}': update of '{upd.network}' has repeat={upd.repeat}.")
+
+
+def data_on_device(dataset, device: torch.device):
+    """An in-memory dataset that fits moves to the GPU: each batch is then one index there."""
+    if device.type != "cuda" or not isinstance(dataset, TensorDataset):
+        return dataset
+    size = sum(t.numel() * t.element_size() for t in dataset.tensors.values())
+    if size > min(DEVICE_DATA_BYTES, torch.cuda.get_device_properties(device).total_memory // 8):
+        return dataset
+    return dataset.to(device)
+
+
+def wrap_networks(
+    nets: dict[str, nn.Module], trained: set[str], world: World, device: torch.device, tc: TrainConfig
+) -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
+    """What the loss functions call: ``(step_nets, frozen_step_nets)``, DDP around each trained network,
+    compiled when asked.
+
+    A network frozen in an update (D during the G update) is called without its DDP wrapper: it
+    computes no weight gradients there, so there is nothing to synchronise.
+    """
+    if tc.compile != "off" and tc.channels_last and device.type == "cuda" and world.is_main:
+        warnings.warn(  # measured on an H100 with PyTorch 2.11; see benchmarks/README.md
+            "train.compile with train.channels_last can fail in inductor's convolution backward on CUDA "
+            "(a stride assertion); if it does, drop one of them. channels_last with train.cuda_graph "
+            "(compile off) is the fastest measured setting.",
+            stacklevel=3,
+        )
+
+    def compiled(module: nn.Module) -> nn.Module:
+        return module if tc.compile == "off" else torch.compile(module, mode=COMPILE_MODES[tc.compile])
+
+    step_nets: dict[str, nn.Module] = {}
+    frozen_step_nets: dict[str, nn.Module] = {}
+    for name, net in nets.items():
+        if world.distributed and name in trained:
+            ids = [device.index] if device.type == "cuda" else None
+            step_nets[name] = compiled(DistributedDataParallel(net, device_ids=ids))
+            frozen_step_nets[name] = compiled(net)
+        else:
+            step_nets[name] = frozen_step_nets[name] = compiled(net)
+    return step_nets, frozen_step_nets
+
+
+def checkpoint_bytes(nets: dict[str, nn.Module], trained: set[str], ema_module: nn.Module | None) -> int:
+    """About how many bytes one checkpoint takes: every network, the EMA copy, Adam's two moments."""
+
+    def size(tensors) -> int:
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    total = sum(size(n.state_dict().values()) for n in nets.values())
+    total += sum(2 * size(nets[name].parameters()) for name in trained)
+    if ema_module is not None:
+        total += size(ema_module.state_dict().values())
+    return total
+
+
+def check_disk_space(run: Path, one_checkpoint: int) -> None:
+    """Refuse to start a run whose checkpoints cannot be written (a new one is written beside the old)."""
+    need = 2 * one_checkpoint + (64 << 20)  # + slack for samples, logs, JSON
+    free = shutil.disk_usage(run).free
+    if free < need:
+        raise GantkError(
+            f"not enough free disk space for run folder {run}: a checkpoint takes about "
+            f"{one_checkpoint / 1e6:.0f} MB and a new one is written beside the last before it "
+            f"replaces it, so about {need / 1e6:.0f} MB must be free; {free / 1e6:.0f} MB are. Free some "
+            "space or choose another --out."
+        )

@@ -1,0 +1,61 @@
+"""Hooks: what runs every N steps is a list that the engine, the plugin and the user extend alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from gantk import Hook
+from gantk.engine import Trainer
+from gantk.engine.hooks import Evaluate, SampleGrid
+from gantk.errors import RunFailed
+from gantk.io.checkpoint import step_checkpoints
+from tests.helpers import tiny_dcgan, write_image_folder
+
+
+class Record(Hook):
+    """Notes the step and whether the sampling generator is in eval mode when the hook runs."""
+
+    def __init__(self, every: int, at_end: bool = True) -> None:
+        super().__init__(every, at_end)
+        self.calls: list[tuple[int, bool]] = []
+
+    def __call__(self, trainer) -> None:
+        with trainer.eval_mode():
+            self.calls.append((trainer.step, trainer.sampling_generator().training))
+
+
+def test_due_counts_steps_done_and_the_last_one():
+    hook = Hook(every=3)
+    assert [s for s in range(1, 8) if hook.due(s, 7)] == [3, 6, 7]
+    assert [s for s in range(1, 8) if Hook(every=3, at_end=False).due(s, 7)] == [3, 6]
+    assert not any(Hook(every=0).due(s, 7) for s in range(1, 8))
+
+
+def test_engine_plugin_and_user_hooks_run_in_order_at_their_cadence(tmp_path):
+    spec, plugin = tiny_dcgan(write_image_folder(tmp_path / "img", n=8), train={"max_steps": 5})
+    from_plugin, from_user = Record(every=2), Record(every=4, at_end=False)
+    plugin.hooks = lambda: [from_plugin]
+    trainer = Trainer(plugin, tmp_path / "run", spec, hooks=[from_user])
+    trainer.fit()
+    trainer.close()
+    assert [type(h) for h in trainer.hooks] == [SampleGrid, Evaluate, Record, Record]
+    assert trainer.hooks[2] is from_plugin and trainer.hooks[3] is from_user
+    assert from_plugin.calls == [(2, False), (4, False), (5, False)]  # in eval mode, and after the last step
+    assert from_user.calls == [(4, False)]
+    # the engine's own sample grid is a hook too: every 3 steps (tiny_dcgan) and at the end
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "step_00000003.png",
+        "step_00000005.png",
+    ]
+
+
+def test_a_failing_hook_stops_the_run_with_its_step_saved(tmp_path):
+    spec, plugin = tiny_dcgan(write_image_folder(tmp_path / "img", n=8), train={"max_steps": 6})
+
+    class Broken(Hook):
+        def __call__(self, trainer) -> None:
+            raise ValueError("report server unreachable")
+
+    with pytest.raises(RunFailed, match="report server unreachable.*checkpoint .*step_00000002"):
+        Trainer(plugin, tmp_path / "run", spec, hooks=[Broken(every=2)]).fit()
+    assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step_00000002"]
