@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.helpers_apps import free_port, wait_until_up  # noqa: E402
+from tests.helpers.apps import free_port, wait_until_up  # noqa: E402
 
 # Each app's endpoint and a realistic request mix (arguments cycle per request).
 WORKLOADS = {

@@ -2,8 +2,9 @@
 
 Three sources, one namespace:
 
-* **built-in**: folders under the repository's ``plugins/`` (``plugins/dcgan/plugin.py``);
-* **installed**: packages that declare an entry point in the group ``gantk.plugins``
+* **built-in**: gantk's own entry points in the group ``gantk.plugins``; their code is the checkout's
+  ``plugins/`` folder, installed as the package ``gantk.plugins`` (``plugins/dcgan/plugin.py``);
+* **installed**: other packages that declare an entry point in that group
   (``dcgan_plus = "my_pkg.plugin:MyGan"``);
 * **path**: any folder given on the command line that holds a ``plugin.py``.
 
@@ -32,7 +33,8 @@ from gantk.errors import ConfigError, GantkError, PluginError
 from gantk.plugin import CONTRACT_VERSION, GanPlugin
 
 ENTRY_POINT_GROUP = "gantk.plugins"
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "plugins"
+#: the distribution whose entry points are the built-in plugins
+BUILTIN_DIST = "gantk"
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,19 @@ class PluginSpec:
     dist: str = ""
 
     def load(self) -> type[GanPlugin]:
-        if self.source == "installed":
+        if self.source in ("built-in", "installed"):
             return _load_entry_point(self)
         return _load_folder(Path(self.location), self.name)
+
+    def folder(self) -> Path | None:
+        """The folder that holds the plugin's ``plugin.py``, found without importing the plugin."""
+        if self.source == "path":
+            return Path(self.location)
+        try:
+            found = importlib.util.find_spec(self.location.partition(":")[0])
+        except (ImportError, ValueError):
+            return None
+        return Path(found.origin).parent if found is not None and found.origin else None
 
     @classmethod
     def of(cls, plugin: GanPlugin | type[GanPlugin]) -> PluginSpec:
@@ -71,25 +83,45 @@ class PluginSpec:
         return cls(str(info.get("name", "")), str(info.get("source", "")), str(info.get("location", "")))
 
 
+def _entry_point_specs() -> list[PluginSpec]:
+    specs = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else ""
+        version = ep.dist.version if ep.dist else ""
+        source = "built-in" if dist == BUILTIN_DIST else "installed"
+        specs.append(PluginSpec(name=ep.name, source=source, location=ep.value, version=version, dist=dist))
+    return sorted(specs, key=lambda s: s.name)
+
+
 def builtin_specs() -> list[PluginSpec]:
-    """Plugins shipped in the repository's ``plugins/`` folder."""
-    if not BUILTIN_DIR.is_dir():
-        return []
+    """The plugins gantk ships (``plugins/`` of the checkout, ``gantk.plugins`` once installed).
+
+    They are gantk's entry points. Where gantk's metadata has none (a checkout put on ``sys.path`` without
+    installing it, or stale metadata), the folders of ``gantk.plugins`` are listed instead.
+    """
+    specs = [s for s in _entry_point_specs() if s.source == "built-in"]
+    folder = builtin_dir()
+    if specs or folder is None:
+        return specs
     return [
-        PluginSpec(name=d.name, source="built-in", location=str(d))
-        for d in sorted(BUILTIN_DIR.iterdir())
+        PluginSpec(name=d.name, source="built-in", location=f"gantk.plugins.{d.name}.plugin", dist=BUILTIN_DIST)
+        for d in sorted(folder.iterdir())
         if (d / "plugin.py").is_file()
     ]
 
 
 def installed_specs() -> list[PluginSpec]:
-    """Plugins registered by installed packages under the ``gantk.plugins`` entry-point group."""
-    specs = []
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist else ""
-        version = ep.dist.version if ep.dist else ""
-        specs.append(PluginSpec(name=ep.name, source="installed", location=ep.value, version=version, dist=dist))
-    return specs
+    """Plugins registered by other installed packages under the ``gantk.plugins`` entry-point group."""
+    return [s for s in _entry_point_specs() if s.source == "installed"]
+
+
+def builtin_dir() -> Path | None:
+    """The folder of the built-in plugins (the checkout's ``plugins/``, or ``gantk/plugins`` installed)."""
+    try:
+        found = importlib.util.find_spec("gantk.plugins")
+    except ImportError:
+        return None
+    return Path(list(found.submodule_search_locations)[0]) if found and found.submodule_search_locations else None
 
 
 def all_specs() -> list[PluginSpec]:
@@ -116,8 +148,8 @@ def find(ref: str, allow_path: bool = True) -> PluginSpec:
                 "(a plugin folder holds plugin.py, with one GanPlugin subclass, and defaults.yaml)."
             )
         folder = path.resolve()
-        for spec in builtin_specs():
-            if Path(spec.location) == folder:
+        for spec in builtin_specs():  # plugins/pix2pix is the built-in pix2pix, loaded as gantk.plugins.pix2pix
+            if spec.folder() == folder:
                 return spec
         return PluginSpec(name=folder.name, source="path", location=str(folder))
 
@@ -198,6 +230,8 @@ def _describe(spec: PluginSpec) -> str:
 
 
 def _explicit(spec: PluginSpec) -> str:
+    if spec.source == "built-in":
+        return f"builtin:{spec.name}"
     if spec.source == "installed":
         return f"{spec.dist}:{spec.name}"
     return spec.location
@@ -232,7 +266,11 @@ def _load_folder(folder: Path, name: str) -> type[GanPlugin]:
             raise PluginError(
                 f"plugin '{name}' ({folder / 'plugin.py'}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
-    module = sys.modules[module_name]
+    return _checked(_the_plugin_class(sys.modules[module_name], name, folder / "plugin.py"), name, str(folder))
+
+
+def _the_plugin_class(module: Any, name: str, where: Path | str) -> type[GanPlugin]:
+    """The one GanPlugin subclass that ``module`` defines."""
     found = [
         obj
         for obj in vars(module).values()
@@ -243,8 +281,8 @@ def _load_folder(folder: Path, name: str) -> type[GanPlugin]:
     ]
     if len(found) != 1:
         what = "no GanPlugin subclass" if not found else f"{len(found)} GanPlugin subclasses"
-        raise PluginError(f"plugin '{name}': {folder / 'plugin.py'} defines {what}; it must define exactly one.")
-    return _checked(found[0], name, str(folder / "plugin.py"))
+        raise PluginError(f"plugin '{name}': {where} defines {what}; it must define exactly one.")
+    return found[0]
 
 
 def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
@@ -253,6 +291,10 @@ def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
         obj: Any = importlib.import_module(module_name)
         for part in filter(None, attr.split(".")):
             obj = getattr(obj, part)
+        if not attr:  # a module (a built-in found by folder): its one plugin class
+            obj = _the_plugin_class(obj, spec.name, spec.location)
+    except PluginError:
+        raise
     except Exception as exc:
         raise PluginError(
             f"plugin '{spec.name}' from package {spec.dist} ({spec.location}) failed to import: "
@@ -268,7 +310,7 @@ def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
 def local_specs(folder: Path | None = None) -> list[PluginSpec]:
     """Plugin folders under ``./plugins`` of the current directory that are not gantk's built-ins."""
     folder = (folder or Path.cwd() / "plugins").resolve()
-    if not folder.is_dir() or folder == BUILTIN_DIR:
+    if not folder.is_dir() or folder == builtin_dir():
         return []
     return [
         PluginSpec(name=d.name, source="path", location=str(d))

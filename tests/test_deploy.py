@@ -15,7 +15,7 @@ from gantk.engine import Trainer
 from gantk.errors import GantkError
 from gantk.io.generators import load_generator
 from tests.helpers import tiny_dcgan, tiny_plugin, write_image_folder
-from tests.helpers_pairs import write_side_by_side
+from tests.helpers.pairs import write_side_by_side
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,9 @@ def test_an_existing_output_and_test_time_dropout_are_refused(dcgan_run, pix2pix
     config = copy / "checkpoints" / "step_00000002" / "config.json"
     meta = json.loads(config.read_text())
     meta["config"]["eval"]["test_mode"] = "train"
-    from tests.engine.test_checkpoint import _rewrite_config
+    from tests.helpers import rewrite_checkpoint_config
 
-    _rewrite_config(config.parent, meta)
+    rewrite_checkpoint_config(config.parent, meta)
     with pytest.raises(GantkError, match=r"test-time dropout .* Export is refused"):
         export_model(copy, tmp_path / "p2p", "onnx")
 
@@ -134,9 +134,9 @@ def test_upscale_and_the_apps_take_an_onnx_export(tmp_path):
     from PIL import Image
 
     from gantk.upscale import load_upscaler, upscale_image
-    from tests.helpers_apps import load_app
-    from tests.helpers_labels import tiny_cgan_checkpoint
-    from tests.helpers_sr import tiny_sr_run
+    from tests.helpers.apps import load_app
+    from tests.helpers.labels import tiny_cgan_checkpoint
+    from tests.helpers.sr import tiny_sr_run
 
     sr_run = tiny_sr_run(tmp_path / "sr", steps=1)
     export_model(sr_run, tmp_path / "sr-onnx", "onnx")

@@ -6,7 +6,7 @@ import pytest
 
 from gantk.testing import CHECKS, PluginCheckError, check_plugin
 from tests.helpers import write_image_folder
-from tests.helpers_pairs import write_side_by_side
+from tests.helpers.pairs import write_side_by_side
 
 TINY_DCGAN = ["model.ngf=4", "model.ndf=4", "model.nz=8", "data.image_size=16", "train.batch_size=4"]
 TINY_PIX2PIX = [

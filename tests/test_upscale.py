@@ -17,7 +17,7 @@ from gantk.errors import DataError
 from gantk.io.generators import load_generator
 from gantk.upscale import upscale_image
 from tests.helpers import REPO
-from tests.helpers_sr import tiny_sr_run
+from tests.helpers.sr import tiny_sr_run
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ Lookup order for ``data.name`` (``--data``):
 
 1. an existing path;
 2. ``$GANTK_DATA/<name>``;
-3. ``datasets/<name>/`` in the gantk checkout;
-4. download, verify and extract into ``datasets/<name>/`` using the card ``datasets/<name>.yaml``.
+3. ``datasets/<name>/`` in the gantk checkout (an installed gantk: ``~/.cache/gantk/datasets/<name>/``,
+   :data:`gantk.data.cards.DATA_DIR`);
+4. download, verify and extract into that folder using the card ``datasets/<name>.yaml``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def locate(name: str, kind: str = "", download: bool = True) -> tuple[Path, str]
     candidates = []
     if os.environ.get("GANTK_DATA"):
         candidates.append(Path(os.environ["GANTK_DATA"]).expanduser() / name)
-    local = cards.CARDS_DIR / name
+    local = cards.DATA_DIR / name
     candidates.append(local)
     for candidate in candidates:
         if _non_empty(candidate):

@@ -1,12 +1,16 @@
 """Dataset cards: ``datasets/<name>.yaml`` says where a named dataset comes from and how it is laid out.
 
 A card holds the loader ``kind``, the files to download (URL, mirrors, sha256 or the publisher's md5),
-what to check after extraction, the citation and the licence. The data itself goes in
-``datasets/<name>/`` (ignored by git) or wherever ``$GANTK_DATA/<name>`` points.
+what to check after extraction, the citation and the licence. The cards ship with gantk as package
+data (``gantk.datasets``: the checkout's ``datasets/``). The data itself goes wherever
+``$GANTK_DATA/<name>`` points, else into :data:`DATA_DIR`: the checkout's ``datasets/<name>/`` (ignored
+by git), or for an installed gantk ``~/.cache/gantk/datasets/<name>/`` (``$XDG_CACHE_HOME`` honoured).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +18,27 @@ import yaml
 
 from gantk.errors import DataError
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+def _cards_dir() -> Path:
+    """The folder of package ``gantk.datasets`` (found without importing it)."""
+    try:
+        found = importlib.util.find_spec("gantk.datasets")
+    except ImportError:
+        found = None
+    if found is not None and found.submodule_search_locations:
+        return Path(list(found.submodule_search_locations)[0])
+    return Path(__file__).resolve().parents[2] / "datasets"  # a checkout on sys.path, not installed
+
+
+def _data_dir(cards_dir: Path) -> Path:
+    if (cards_dir.parent / "pyproject.toml").is_file():  # a source checkout: beside the cards, as always
+        return cards_dir
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "gantk" / "datasets"  # never inside site-packages
+
+
+CARDS_DIR = _cards_dir()
+DATA_DIR = _data_dir(CARDS_DIR)
 
 
 @dataclass(frozen=True)
@@ -71,7 +95,7 @@ def load_card(path: Path) -> DatasetCard:
 
 
 def load_cards(folder: Path | None = None) -> dict[str, DatasetCard]:
-    """Every card in ``folder`` (default: the checkout's ``datasets/``), by dataset name."""
+    """Every card in ``folder`` (default: gantk's own, :data:`CARDS_DIR`), by dataset name."""
     folder = folder or CARDS_DIR
     if not folder.is_dir():
         return {}

@@ -5,16 +5,41 @@ a plugin's or a user's hook runs on the same footing.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
+import torch
+from torch import nn
+
+from gantk.config import Config
 from gantk.engine import distributed
+from gantk.engine.distributed import World
+from gantk.engine.logger import RunLogger
 from gantk.errors import PluginError
 from gantk.io.images import save_grid
-from gantk.plugin import EvalContext, Hook
+from gantk.plugin import EvalContext, GanPlugin, Hook, Phase
 
-if TYPE_CHECKING:
-    from gantk.engine.trainer import Trainer
+
+class Trainer(Protocol):
+    """What a hook may use of :class:`gantk.engine.Trainer` (the engine's own hooks use nothing else)."""
+
+    plugin: GanPlugin
+    cfg: Config
+    run: Path  # the run folder
+    step: int  # steps done
+    best_value: float | None
+    device: torch.device
+    world: World
+    logger: RunLogger
+    nets: dict[str, nn.Module]
+    sample_inputs: dict[str, torch.Tensor] | None
+
+    def sampling_generator(self) -> nn.Module: ...
+    def eval_mode(self) -> contextlib.AbstractContextManager: ...
+    def phase_at(self, step: int) -> Phase: ...
+    def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path: ...
 
 
 class SampleGrid(Hook):

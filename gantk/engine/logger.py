@@ -59,7 +59,11 @@ class RunLogger:
 
                 self.tb = SummaryWriter(str(run / "tb"))
             except ImportError:
-                warnings.warn("tensorboard is not installed; metrics go to metrics.jsonl only.", stacklevel=2)
+                warnings.warn(
+                    "tensorboard is not installed; metrics go to metrics.jsonl only (pip install 'gantk[tensorboard]', "
+                    "or set train.tensorboard=false).",
+                    stacklevel=2,
+                )
         if console.is_terminal:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO
-from tests.helpers_apps import free_port, wait_until_up
+from tests.helpers.apps import free_port, wait_until_up
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from tests.helpers_apps import free_port, load_app
+from tests.helpers.apps import free_port, load_app
 
 app_common = load_app("app_common")
 

@@ -13,9 +13,9 @@ from PIL import Image
 
 from gantk.errors import GantkError
 from tests.helpers import REPO
-from tests.helpers_apps import browser_available, free_port, load_app, open_page, wait_until_up
-from tests.helpers_labels import tiny_cgan_checkpoint
-from tests.helpers_sr import tiny_sr_run
+from tests.helpers.apps import browser_available, free_port, load_app, open_page, wait_until_up
+from tests.helpers.labels import tiny_cgan_checkpoint
+from tests.helpers.sr import tiny_sr_run
 from tests.test_upscale import _png_claiming
 
 superres = load_app("superres")

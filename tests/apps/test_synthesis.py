@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from tests.helpers import REPO
-from tests.helpers_apps import browser_available, free_port, load_app, open_page, wait_until_up
-from tests.helpers_labels import tiny_cgan_checkpoint
+from tests.helpers.apps import browser_available, free_port, load_app, open_page, wait_until_up
+from tests.helpers.labels import tiny_cgan_checkpoint
 
 synthesis = load_app("synthesis")
 app_common = load_app("app_common")

@@ -138,6 +138,7 @@ def test_locate_downloads_into_datasets_folder(server, tmp_path: Path, monkeypat
         "    extract: true\n    strip: toy\n"
     )
     monkeypatch.setattr(cards, "CARDS_DIR", card_dir)
+    monkeypatch.setattr(cards, "DATA_DIR", card_dir)
     monkeypatch.setenv("GANTK_DATA", str(tmp_path / "elsewhere"))
     folder, kind = data.locate("toy")
     assert folder == card_dir / "toy" and kind == "image_folder"

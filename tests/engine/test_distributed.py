@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.helpers import REPO, write_image_folder
-from tests.helpers_apps import free_port
+from tests.helpers.apps import free_port
 
 WORKER = REPO / "tests" / "engine" / "ddp_worker.py"
 SETTINGS = ["train.batch_size=8", "train.max_steps=3", "train.ema.enabled=true", "train.ema.calibration_batches=2"]

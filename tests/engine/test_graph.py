@@ -18,7 +18,7 @@ from gantk.engine import Trainer
 from gantk.engine.graph import WARMUP, StepRunner, resolve_graph_mode
 from gantk.engine.optim import build_optimizer, masked_step
 from tests.helpers import tiny_dcgan
-from tests.helpers_sr import tiny_srgan, write_sr_data
+from tests.helpers.sr import tiny_srgan, write_sr_data
 
 
 def replaying_recorder(fn):

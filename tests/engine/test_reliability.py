@@ -18,7 +18,7 @@ from gantk.engine import Trainer
 from gantk.errors import NonFiniteError
 from gantk.io.checkpoint import step_checkpoints
 from tests.helpers import REPO, tiny_dcgan, write_image_folder
-from tests.helpers_pairs import write_side_by_side
+from tests.helpers.pairs import write_side_by_side
 
 
 def _nan_at_step(plugin, step: int) -> None:

@@ -12,7 +12,7 @@ from gantk.engine.run_folder import RunFolder
 from gantk.errors import ConfigError, DataError, GantkError, RunFailed
 from gantk.io.checkpoint import step_checkpoints
 from tests.helpers import tiny_dcgan, tiny_plugin
-from tests.helpers_pairs import write_side_by_side
+from tests.helpers.pairs import write_side_by_side
 
 
 def test_a_second_process_on_the_same_run_folder_is_refused_naming_the_owner(tmp_path):

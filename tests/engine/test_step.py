@@ -14,8 +14,8 @@ from gantk.engine import Trainer
 from gantk.engine.syncs import HostSyncError, forbid_host_reads
 from gantk.io.images import from_uint8
 from tests.helpers import tiny_dcgan, tiny_plugin, write_mnist
-from tests.helpers_pairs import write_side_by_side
-from tests.helpers_sr import tiny_srgan, write_sr_data
+from tests.helpers.pairs import write_side_by_side
+from tests.helpers.sr import tiny_srgan, write_sr_data
 
 
 def _watch_every_step(trainer: Trainer) -> list[int]:

@@ -10,7 +10,7 @@ from gantk.data import load_dataset
 from gantk.errors import CheckpointError, DataError
 from gantk.metrics import classifier as clf
 from tests.helpers import write_image_folder
-from tests.helpers_labels import write_grey_levels
+from tests.helpers.labels import write_grey_levels
 
 
 @pytest.fixture(scope="module")

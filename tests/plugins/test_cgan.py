@@ -17,7 +17,7 @@ from gantk.metrics import classifier as clf
 from gantk.plugin import EvalContext
 from gantk.sampling import sample, sample_per_class
 from tests.helpers import write_image_folder
-from tests.helpers_labels import level_of, write_grey_levels
+from tests.helpers.labels import level_of, write_grey_levels
 
 
 def _plugin(classes=("a", "b", "c"), size=16, channels=1, **model):

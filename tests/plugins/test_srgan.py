@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from gantk.plugins.srgan.networks import SRResNet
+from safetensors.torch import load_file
 from torch import nn
 
 from gantk.data.sr import bicubic_downscale
 from gantk.engine import Trainer
-from gantk.errors import CheckpointError, DataError
+from gantk.errors import DataError
 from gantk.io.images import from_uint8
-from gantk.losses import VGGContentLoss, load_vgg19_features
+from gantk.losses import VGGContentLoss
 from gantk.plugin import EvalContext, StepContext
 from gantk.tiling import tiled_apply
-from plugins.srgan.networks import SRResNet
-from tests.helpers_sr import tiny_srgan, write_sr_data
+from tests.helpers.sr import tiny_srgan, vgg_features_file, write_sr_data
 
 
 @pytest.fixture
@@ -83,67 +82,11 @@ def test_missing_training_folder_names_the_setting(sr_data):
 # ---- content loss ----------------------------------------------------------------------------------
 
 
-def _vgg_features_file(tmp_path: Path) -> Path:
-    """Random (not ImageNet) VGG19 trunk weights in torchvision's key layout: the loader's test input."""
-    from torchvision.models import vgg19
-
-    torch.manual_seed(0)
-    state = {f"features.{k}": v.contiguous() for k, v in vgg19(weights=None).features.state_dict().items()}
-    path = tmp_path / "vgg19-features.safetensors"
-    save_file(state, str(path))
-    return path
-
-
-def test_vgg_content_loss_from_a_weights_file(tmp_path):
-    trunk = load_vgg19_features(str(_vgg_features_file(tmp_path)))
-    assert trunk is not None and len(trunk) == 36 and isinstance(trunk[-1], nn.ReLU)  # phi_{5,4}: conv5_4 + ReLU
-    assert not any(p.requires_grad for p in trunk.parameters())
-    loss = VGGContentLoss(trunk)
-    x = torch.rand(2, 3, 32, 32) * 2 - 1
-    sr = (x + 0.3 * torch.randn_like(x)).requires_grad_()
-    assert loss(x, x).item() == 0.0
-    value = loss(sr, x)
-    value.backward()
-    assert value.item() > 0 and sr.grad is not None and sr.grad.abs().sum() > 0
-
-
 def test_srgan_phase_uses_vgg_when_weights_are_given(sr_data, tmp_path):
-    path = _vgg_features_file(tmp_path)
+    path = vgg_features_file(tmp_path)
     plugin = tiny_srgan(sr_data, loss={"vgg_weights": str(path)}, phases={"srresnet": 1}, train={"max_steps": 2})
     Trainer(plugin, tmp_path / "run").fit()
     assert isinstance(plugin._content, VGGContentLoss)
-
-
-def test_torchvision_loader_failure_falls_back_with_a_warning(monkeypatch):
-    import torchvision.models
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no route to host")
-
-    monkeypatch.setattr(torchvision.models, "vgg19", offline)
-    with pytest.warns(UserWarning, match="could not provide the VGG19 ImageNet weights.*falls back"):
-        assert load_vgg19_features("torchvision") is None
-
-
-def test_vgg_weights_that_are_not_vgg_or_not_safe_are_refused(tmp_path):
-    wrong = tmp_path / "wrong.safetensors"
-    save_file({"features.0.weight": torch.zeros(1)}, str(wrong))
-    with pytest.raises(CheckpointError, match="not a VGG19 state dict.*features.0.weight"):
-        load_vgg19_features(str(wrong))
-    save_file({"classifier.9.weight": torch.zeros(1)}, str(wrong))
-    with pytest.raises(CheckpointError, match=r"missing \['features.0.weight'"):
-        load_vgg19_features(str(wrong))
-    pickled = tmp_path / "vgg.pth"
-    torch.save({"features.0.weight": torch.zeros(1), "hook": PickledThing()}, pickled)
-    with pytest.raises(CheckpointError, match="safely"):
-        load_vgg19_features(str(pickled))
-
-
-class PickledThing:
-    """An arbitrary object: torch.load(weights_only=True) must refuse to rebuild it."""
-
-
-# ---- inference and evaluation ----------------------------------------------------------------------
 
 
 def _random_srresnet() -> SRResNet:

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from gantk.plugins.srgan.networks import ResidualBlock, SRDiscriminator, SRResNet
 from torch import nn
 
 from gantk.errors import ConfigError
-from plugins.srgan.networks import ResidualBlock, SRDiscriminator, SRResNet
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])

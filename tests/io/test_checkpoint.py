@@ -4,6 +4,7 @@ from safetensors.torch import save_file
 
 from gantk.errors import CheckpointError
 from gantk.io.checkpoint import find_checkpoint, is_complete, load_weights, save_checkpoint, step_checkpoints
+from tests.helpers import trained_dcgan_run
 
 
 def _save(folder, value=1.0):
@@ -90,21 +91,11 @@ def test_a_full_disk_during_a_safetensors_write_is_an_os_error_with_the_usual_me
     assert not list(tmp_path.iterdir())  # the temporary folder went with it
 
 
-def _exportable(tmp_path, image_folder):
-    from gantk.engine import Trainer
-    from tests.helpers import tiny_dcgan
-
-    _, plugin = tiny_dcgan(image_folder)
-    run = tmp_path / "run"
-    Trainer(plugin, run).fit()
-    return run
-
-
 def test_export_never_deletes_what_the_destination_held(tmp_path, image_folder):
     from gantk.io.checkpoint import export_generator
 
-    run = _exportable(tmp_path, image_folder)
-    other = _exportable(tmp_path / "b", image_folder)
+    run = trained_dcgan_run(tmp_path, image_folder)
+    other = trained_dcgan_run(tmp_path / "b", image_folder)
     before = sorted(p.relative_to(other) for p in other.rglob("*"))
     with pytest.raises(CheckpointError, match="already holds files and is not an earlier export"):
         export_generator(run, other)
@@ -115,70 +106,3 @@ def test_export_never_deletes_what_the_destination_held(tmp_path, image_folder):
     assert (tmp_path / "afile").read_text() == "keep me" and not list(tmp_path.glob(".afile*"))
     shipped = export_generator(run, tmp_path / "shipped")
     assert export_generator(run, shipped) == shipped  # an earlier export is replaced
-
-
-def _rewrite_config(folder, meta):
-    """Edit config.json on purpose, keeping the manifest's sizes (its checksum is tested above)."""
-    import json
-
-    (folder / "config.json").write_text(json.dumps(meta))
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["sha256"].pop("config.json", None)
-    manifest["files"]["config.json"] = (folder / "config.json").stat().st_size
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-
-
-def test_a_config_json_naming_a_plugin_folder_runs_no_code_unless_the_user_names_it(tmp_path, image_folder):
-    import json
-
-    from gantk.io.generators import load_generator
-
-    run = _exportable(tmp_path, image_folder)
-    folder = step_checkpoints(run)[-1]
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    marker = tmp_path / "ran"
-    (evil / "plugin.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    meta = json.loads((folder / "config.json").read_text())
-    cases = [
-        ({"name": "evil", "source": "path", "location": str(evil)}, "does not import code from a path"),
-        ({"name": str(evil), "source": "built-in"}, "is a path, not a registered plugin name"),
-    ]
-    for plugin, message in cases:
-        _rewrite_config(folder, {**meta, "plugin": plugin})
-        with pytest.raises(CheckpointError, match=message):
-            load_generator(folder)
-        assert not marker.exists()
-    plugins = tmp_path / "mine"
-    import shutil
-
-    from gantk import registry
-
-    shutil.copytree(registry.BUILTIN_DIR / "dcgan", plugins)
-    _rewrite_config(folder, {**meta, "plugin": {"name": "mine", "source": "path", "location": str(plugins)}})
-    with pytest.raises(CheckpointError, match=f"--plugin {plugins}"):
-        load_generator(folder)
-    plugin, G = load_generator(folder, plugin=str(plugins))  # named by the user: loaded
-    assert plugin.cfg.model.ngf == 4
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (lambda meta: [meta], "holds a list, not an object"),
-        (lambda meta: {k: v for k, v in meta.items() if k != "config"}, "'config' .* is missing"),
-        (lambda meta: {**meta, "generator": "Q"}, "names generator 'Q', but plugin 'dcgan' builds only D, G"),
-        (lambda meta: {**meta, "config": {**meta["config"], "model": {"ngf": 10**9}}}, "must be >= 1 and <= 65536"),
-        (lambda meta: {**meta, "config": {**meta["config"], "model": {"ngf": 60000}}}, "too large"),
-    ],
-)
-def test_a_malformed_or_absurd_config_json_is_one_clear_error(tmp_path, image_folder, change, message):
-    import json
-
-    from gantk.io.generators import load_generator
-
-    run = _exportable(tmp_path, image_folder)
-    folder = step_checkpoints(run)[-1]
-    _rewrite_config(folder, change(json.loads((folder / "config.json").read_text())))
-    with pytest.raises(CheckpointError, match=message):
-        load_generator(folder)

@@ -1,4 +1,7 @@
-"""Test helpers: tiny synthetic datasets and a tiny DCGAN, so engine tests run in seconds."""
+"""Test helpers: tiny synthetic datasets and a tiny DCGAN, so engine tests run in seconds.
+
+One module per subject: ``sr`` (super-resolution data and runs), ``pairs`` (pix2pix pairs), ``labels``
+(labelled data and a CGAN checkpoint), ``apps`` (loading the Gradio apps)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from PIL import Image
 
 from gantk import registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("GANTK_DATA", REPO.parent / "shared" / "datasets"))
 
 
@@ -108,3 +111,24 @@ def run_python(site: Path | None, *args: str, cwd: Path = REPO):
     if site is not None:
         env["PYTHONPATH"] = str(site)
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def trained_dcgan_run(tmp_path: Path, image_folder: Path) -> Path:
+    """A tiny DCGAN trained for its six steps into ``tmp_path/run``."""
+    from gantk.engine import Trainer
+
+    _, plugin = tiny_dcgan(image_folder)
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    return run
+
+
+def rewrite_checkpoint_config(folder: Path, meta: dict) -> None:
+    """Edit a checkpoint's config.json on purpose, keeping the manifest's sizes (and dropping its checksum)."""
+    import json
+
+    (folder / "config.json").write_text(json.dumps(meta))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"].pop("config.json", None)
+    manifest["files"]["config.json"] = (folder / "config.json").stat().st_size
+    (folder / "manifest.json").write_text(json.dumps(manifest))

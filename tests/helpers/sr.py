@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from gantk.engine import Trainer
 from tests.helpers import tiny_plugin
@@ -65,3 +67,14 @@ def tiny_sr_run(root: Path, steps: int) -> Path:
     plugin = tiny_srgan(write_sr_data(root / "sr"), phases={"srresnet": steps}, train={"max_steps": steps})
     Trainer(plugin, root / "run").fit()
     return root / "run"
+
+
+def vgg_features_file(tmp_path: Path) -> Path:
+    """Random (not ImageNet) VGG19 trunk weights in torchvision's key layout: the loader's test input."""
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    state = {f"features.{k}": v.contiguous() for k, v in vgg19(weights=None).features.state_dict().items()}
+    path = tmp_path / "vgg19-features.safetensors"
+    save_file(state, str(path))
+    return path

@@ -1,0 +1,1 @@
+"""Dataset cards (``<name>.yaml``), shipped with gantk as package data."""

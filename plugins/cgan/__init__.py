@@ -1,0 +1,1 @@
+"""The cgan plugin: see plugin.py."""

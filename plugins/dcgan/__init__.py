@@ -1,0 +1,1 @@
+"""The dcgan plugin: see plugin.py."""

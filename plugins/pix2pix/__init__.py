@@ -1,0 +1,1 @@
+"""The pix2pix plugin: see plugin.py."""

@@ -1,0 +1,1 @@
+"""The srgan plugin: see plugin.py."""
