@@ -92,6 +92,9 @@ class DataConfig:
     preload: Literal["auto", "always", "never"] = "auto"  # decode once into memory
     num_workers: Annotated[int, Range(0, 256)] = 0  # DataLoader workers when not preloaded
     on_error: Literal["raise", "skip"] = "raise"  # unreadable files: stop naming the file, or skip and count
+    # an albumentations pipeline saved with A.save (YAML or JSON), applied on the CPU to every image as it
+    # is drawn (pairs together); empty: none, and in-memory data is sliced a batch at a time
+    transforms: str = ""
 
 
 @dataclass
@@ -129,6 +132,19 @@ class EMAConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Differentiable augmentation of every image D sees, real and generated (gantk/engine/augment.py)."""
+
+    # DiffAugment's transforms, applied in this order; empty: no augmentation
+    policy: tuple[Literal["color", "translation", "cutout"], ...] = ()
+    p: Unit = 1.0  # the probability of each transform per image; with adaptive, where p starts (ADA: 0)
+    adaptive: bool = False  # ADA: steer p so that E[sign(D(real))] stays near target
+    target: Unit = 0.6  # ADA's r_t target
+    interval: PositiveInt = 4  # steps between two adjustments of p
+    ada_kimg: Annotated[float, Range(0, lo_open=True)] = 500.0  # thousands of images for p to move by 1
+
+
+@dataclass
 class TrainConfig:
     """How the engine runs the loop."""
 
@@ -163,6 +179,7 @@ class TrainConfig:
     best_mode: Literal["min", "max"] = "min"
     tensorboard: bool = True
     ema: EMAConfig = field(default_factory=EMAConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 def _default_optim() -> dict[str, OptimConfig]:

@@ -72,6 +72,22 @@ class StepContext:
     # but a step captured as a CUDA graph sees the ``step`` of its capture on every replay: a loss whose
     # values change with the step (an annealed weight) computes them from ``step_tensor``
     step_tensor: Tensor | None = None
+    # the engine's: train.augment's augmenter (ADA reads D's real logits through observe_real), and the
+    # meter that ``log`` adds to
+    augment: Any = None
+    meter: Any = None
+
+    def observe_real(self, logits: Tensor) -> None:
+        """Report D's logits on real images (in the D update). ADA (``train.augment.adaptive``) raises its
+        augmentation probability while their mean sign exceeds its target; without ADA this does nothing."""
+        if self.augment is not None:
+            self.augment.observe_real(logits)
+
+    def log(self, name: str, value: Tensor) -> None:
+        """Log a value that is not a loss term (``D/real_logit``): averaged over the log interval, on the
+        device like the losses."""
+        if self.meter is not None:
+            self.meter.add(name, value.detach().float().mean(), None)
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal noise on the training device, from the checkpointed generator."""
@@ -178,6 +194,9 @@ class GanPlugin:
     #: evaluation metric used to keep the best checkpoint, and whether lower is better
     best_metric: ClassVar[str] = ""
     best_mode: ClassVar[str] = "min"
+    #: the network whose image input ``train.augment`` augments (real and generated alike); "" opts out,
+    #: for a plugin whose losses need D to see the images as they are
+    augment_network: ClassVar[str] = "D"
     #: what a trained generator serves (:data:`TASKS`): ``gantk sample``, ``translate`` and ``upscale`` and
     #: the apps refuse a checkpoint whose plugin does not declare their task, before they load any weights
     tasks: ClassVar[frozenset[str]] = frozenset({"sample"})

@@ -29,8 +29,14 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def draw_seed(seed: int, epoch: int, position: int) -> int:
+    """The seed of one draw: the item at ``position`` of epoch ``epoch``'s order (``data.transforms``)."""
+    return ((seed * 1_000_003 + epoch) * 4_294_967_291 + position) % 2**32
+
+
 class _RestOfEpoch(Sampler[int]):
-    """Yields the current epoch's permutation from the stream's position on."""
+    """Yields the current epoch's permutation from the stream's position on; to a dataset that
+    ``draws_with_seed`` (a CPU augmentation pipeline), ``(index, seed)`` with the seed of that draw."""
 
     def __init__(self, stream: BatchStream) -> None:
         self.stream = stream
@@ -38,8 +44,11 @@ class _RestOfEpoch(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         s = self.stream
         perm = epoch_permutation(len(s.dataset), s.seed, s.epoch)
+        seeded = getattr(s.dataset, "draws_with_seed", False)
         for b in range(s.batch, s.batches_per_epoch):
-            yield from perm[s.shard(b)].tolist()
+            where = s.shard(b)
+            for position, index in zip(range(where.start, where.stop), perm[where].tolist(), strict=True):
+                yield (index, draw_seed(s.seed, s.epoch, position)) if seeded else index
 
     def __len__(self) -> int:
         s = self.stream

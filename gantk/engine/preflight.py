@@ -17,6 +17,7 @@ import difflib
 import torch
 
 from gantk import memory
+from gantk.data.transforms import load_pipeline
 from gantk.errors import ConfigError
 from gantk.plugin import GanPlugin
 
@@ -27,6 +28,14 @@ def check_config(plugin: GanPlugin) -> None:
     reports (not at the first evaluation)."""
     cfg = plugin.cfg
     plugin.check_config()
+    if cfg.data.transforms:
+        load_pipeline(cfg.data.transforms)  # a file that cannot be loaded is refused before the data is read
+    if cfg.train.augment.policy and not plugin.augment_network:
+        raise ConfigError(
+            f"config key 'train.augment.policy' asks for {', '.join(cfg.train.augment.policy)}, but plugin "
+            f"'{cfg.plugin}' opts out of augmentation (its augment_network is empty: its losses need D to see "
+            "images as they are). Leave train.augment.policy empty for it."
+        )
     best = cfg.train.best_metric
     reported = plugin.metric_names()
     if best and reported and best not in reported:

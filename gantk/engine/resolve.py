@@ -20,12 +20,14 @@ import torch
 
 from gantk.config import freeze, with_values
 from gantk.data import locate
+from gantk.data.transforms import TransformedDataset, load_pipeline
 from gantk.errors import GantkError
 from gantk.plugin import GanPlugin
 
 
 def resolve_run(plugin: GanPlugin) -> torch.utils.data.Dataset:
-    """Build the training data, complete ``plugin.cfg`` from it and freeze it; returns the data."""
+    """Build the training data, complete ``plugin.cfg`` from it and freeze it; returns the data, with the
+    user's ``data.transforms`` pipeline applied to its items when one is given."""
     dataset = plugin.build_dataset("train")
     cfg = plugin.cfg
     filled: dict[str, Any] = {}
@@ -40,4 +42,7 @@ def resolve_run(plugin: GanPlugin) -> torch.utils.data.Dataset:
     if derived:
         plugin.cfg = with_values(plugin.cfg, derived, f"plugin '{cfg.plugin}' (its resolve step)")
     freeze(plugin.cfg)
+    data = plugin.cfg.data
+    if data.transforms:  # the training data only: evaluation sees the images as they are
+        dataset = TransformedDataset(dataset, load_pipeline(data.transforms), data.image_size, data.transforms)
     return dataset

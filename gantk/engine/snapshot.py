@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gantk.data.loader import BatchStream
+from gantk.engine.augment import Augmenter
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.optim import rates_on_device
 from gantk.errors import GantkError, NonFiniteError
@@ -40,6 +41,7 @@ class RunState:
     stream: BatchStream
     noise: torch.Generator  # the training noise on the device, the same on every rank
     cpu_noise: torch.Generator  # this rank's CPU noise
+    augment: Augmenter | None = None  # train.augment's p and ADA's running statistic
     step: int = 0
     best_value: float | None = None
     nonfinite_skipped: int = 0
@@ -74,6 +76,8 @@ def training_state(state: RunState, rngs: list[dict[str, Any]]) -> dict[str, Any
         out["rng_other_ranks"] = rngs[1:]
     if state.ema is not None:
         out["ema_n_averaged"] = state.ema.n_averaged(state.step)
+    if state.augment is not None:
+        out["augment"] = state.augment.state_dict()
     return out
 
 
@@ -150,6 +154,8 @@ def restore(folder: Path, state: RunState, device: torch.device, rank: int, worl
     for key, scaler in state.scalers.items():
         if key in saved["scalers"]:
             scaler.load_state_dict(saved["scalers"][key])
+    if state.augment is not None and "augment" in saved:  # a run that had no augmentation starts at p
+        state.augment.load_state_dict(saved["augment"])
     state.stream.load_state_dict(saved["data"])  # global batches taken: valid on any number of ranks
     note = restore_rng(saved, state, rank, world_size)
     state.step = int(saved["step"])

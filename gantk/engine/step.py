@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from gantk.engine import distributed
+from gantk.engine.augment import Augmenter
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.optim import masked_step
 from gantk.errors import DataError, PluginError
@@ -142,6 +143,7 @@ class StepParts:
     grad_clip: float
     nonfinite: str  # skip | stop | off
     max_steps: int
+    augment: Augmenter | None = None  # train.augment: what D sees is augmented (engine/augment.py)
 
 
 class TrainStep:
@@ -171,6 +173,8 @@ class TrainStep:
             rank=p.world.rank,
             world_size=p.world.size,
             step_tensor=self.step_tensor,
+            augment=p.augment,
+            meter=self.meter,
         )
         fresh = iter(raws[1:])
         shared = self.prepare(raws[0], ctx)  # one batch per step, shared by its updates
@@ -179,6 +183,9 @@ class TrainStep:
             for r in range(upd.repeat):
                 self.update(upd, shared if r == 0 else self.prepare(next(fresh), ctx), ctx)
         self.step_tensor.add_(1)
+        if p.augment is not None:  # ADA's adjustment of p, on the device
+            for key, value in p.augment.after_step(self.step_tensor).items():
+                self.meter.add(f"augment/{key}", value, None)
         if p.ema is not None:
             p.ema.update(p.nets[p.plugin.generator], self.step_tensor)
 

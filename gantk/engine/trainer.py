@@ -39,6 +39,7 @@ from gantk import __version__
 from gantk.config import to_dict
 from gantk.data.loader import BatchStream
 from gantk.engine import distributed, preflight, setup, snapshot
+from gantk.engine.augment import AugmentedNetwork, Augmenter
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.hooks import Evaluate, SampleGrid
@@ -142,6 +143,8 @@ class Trainer:
         self.autocast_dtype = setup.DTYPES.get(tc.precision)
         scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers} if tc.precision == "fp16" else {}
         self.step_nets, self.frozen_step_nets = setup.wrap_networks(self.nets, trained, world, self.device, tc)
+        noise = torch.Generator(device=self.device).manual_seed(tc.seed)  # the same on every rank
+        self.augmenter = self._augmenter(noise)
 
         self.dataset = setup.data_on_device(dataset, self.device)
         stream = BatchStream(
@@ -161,8 +164,9 @@ class Trainer:
             schedulers=schedulers,
             scalers=scalers,
             stream=stream,
-            noise=torch.Generator(device=self.device).manual_seed(tc.seed),  # the same on every rank
+            noise=noise,
             cpu_noise=torch.Generator().manual_seed(setup.rank_seed(tc.seed, world.rank) + 1),
+            augment=self.augmenter,
         )
         self.stream, self.noise, self.cpu_noise = stream, self.state.noise, self.state.cpu_noise
         try:
@@ -189,6 +193,7 @@ class Trainer:
                 grad_clip=tc.grad_clip,
                 nonfinite=tc.nonfinite,
                 max_steps=tc.max_steps,
+                augment=self.augmenter,
             )
         )
         if resume_from is not None:
@@ -213,6 +218,22 @@ class Trainer:
         ]
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
+
+    def _augmenter(self, noise: torch.Generator) -> Augmenter | None:
+        """``train.augment``: the augmenter, with the plugin's ``augment_network`` wrapped so that every image
+        it sees (real and generated, in every update) is augmented."""
+        cfg, name = self.cfg.train.augment, self.plugin.augment_network
+        if not cfg.policy:
+            return None
+        if name not in self.nets:
+            raise PluginError(
+                f"plugin '{self.cfg.plugin}': augment_network is '{name}', but build_networks() made only "
+                f"{sorted(self.nets)}."
+            )
+        augmenter = Augmenter(cfg, self.cfg.data.channels, self.cfg.train.batch_size, self.device, noise, self.world)
+        self.step_nets[name] = AugmentedNetwork(self.step_nets[name], augmenter)
+        self.frozen_step_nets[name] = AugmentedNetwork(self.frozen_step_nets[name], augmenter)
+        return augmenter
 
     def close(self) -> None:
         """Release the run folder and leave the process group if this trainer joined it."""
@@ -313,6 +334,12 @@ class Trainer:
                 "settings the networks cannot take (depths for the image size, sizes for the data); check the "
                 "model.* and data.* values (GANTK_DEBUG=1 shows where it failed)."
             ) from exc
+        if self.augmenter is not None and self.augmenter.adaptive and not self.augmenter.observed:
+            raise StepFailed(
+                f"train.augment.adaptive (ADA) steers p by D's logits on real images, and plugin '{self.cfg.plugin}' "
+                "reports none: its D loss must call ctx.observe_real(real_logits). Nothing was trained by this "
+                "command. Use a fixed train.augment.p instead, or report the logits."
+            )
 
     def _local_flag(self) -> int:
         """What this rank asks of the step's end, as one number for the stop flag's max over ranks:

@@ -114,6 +114,9 @@ class CGAN(GanPlugin):
         fake = G(ctx.randn(len(real), self.cfg.model.nz), y)  # fakes drawn for the batch's labels
         ctx.scratch["fake"] = fake
         real_logits, fake_logits = D(real, y), D(fake.detach(), y)
+        ctx.observe_real(real_logits)
+        ctx.log("D/real_logit", real_logits)  # their gap is D's over-fitting signal
+        ctx.log("D/fake_logit", fake_logits)
         return {
             "real": F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
             "fake": F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)),

@@ -207,8 +207,10 @@ class Pix2Pix(GanPlugin):
         x, y = batch["input"], batch["target"]
         fake = G(x)
         ctx.scratch["fake"] = fake  # the G update of this step reuses it
+        real_logits = D(torch.cat([x, y], 1))
+        ctx.observe_real(real_logits)
         return {
-            "real": 0.5 * self.gan_loss(D(torch.cat([x, y], 1)), True),
+            "real": 0.5 * self.gan_loss(real_logits, True),
             "fake": 0.5 * self.gan_loss(D(torch.cat([x, fake.detach()], 1)), False),
         }
 

@@ -97,6 +97,9 @@ class SRGAN(GanPlugin):
     description = "SRGAN (Ledig et al. 2017): SRResNet G, then G + VGG-style D; 4x super-resolution, Set5/Set14 eval."
     config_class = SRGANConfig
     tasks = frozenset({"upscale", "translate"})
+    # SR's D judges texture against the HR image's own pixels; translating or recolouring what it sees
+    # would reward textures the HR image does not have
+    augment_network = ""
     best_metric = "Set5/psnr_y"
     best_mode = "max"
 
