@@ -43,6 +43,11 @@ for s in "--precision fp32 --cuda-graph off" "--precision bf16 --channels-last -
   bench srgan.py --device cuda --steps 100 --warmup 20 --reps 2 $s
 done
 
+# train.augment's cost per policy (and whether the augmented step still captures as one CUDA graph: a
+# fallback to eager would show as a warning in gpu.log and a drop in steps/s)
+echo "== augment" >>"$log"
+timeout 300 python augment.py cost --device cuda --dcgan-steps 60 --cgan-steps 300 >>"$out/augment.txt" 2>>"$log"
+
 # the headline, end to end on the real facades with its defaults (sampling, evaluation, checkpoints):
 # 6,000 of its 72,000 steps, then the rate from its own metrics.jsonl
 run=$(mktemp -d)/pix2pix

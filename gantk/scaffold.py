@@ -117,6 +117,7 @@ class {cls}(GanPlugin):
         fake = ctx.nets["G"](ctx.randn(len(real), self.cfg.model.nz))
         ctx.scratch["fake"] = fake
         real_logits, fake_logits = ctx.nets["D"](real), ctx.nets["D"](fake.detach())
+        ctx.observe_real(real_logits)  # lets train.augment.adaptive (ADA) steer its p
         return {{
             "real": F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
             "fake": F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)),

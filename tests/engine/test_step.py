@@ -75,6 +75,13 @@ PLUGINS = {
         train={"sample_every": 0, "nonfinite": "stop"},
         optim={"D": {"name": "sgd", "lr": 1e-2, "momentum": 0.9}},
     )[1],
+    "dcgan+augment (ADA)": lambda tmp, images: tiny_dcgan(
+        images,
+        train={
+            "sample_every": 0,
+            "augment": {"policy": ["color", "translation", "cutout"], "adaptive": True, "interval": 2},
+        },
+    )[1],
     "cgan": lambda tmp, images: _cgan(tmp / "mnist"),
     "pix2pix": lambda tmp, images: _pix2pix(tmp / "pairs"),
     "srgan (both phases)": lambda tmp, images: tiny_srgan(write_sr_data(tmp / "sr"), train={"log_every": 2}),
