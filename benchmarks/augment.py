@@ -4,8 +4,9 @@
     python benchmarks/augment.py cgan  --steps 2000 -o OUT       # CGAN on 1 % of MNIST, with and without
     python benchmarks/augment.py dcgan --steps 2000 -o OUT       # DCGAN on AT&T faces, with and without
 
-``cgan`` trains the judge on all of MNIST once (OUT/judge), then two CGAN runs on the first 600 training
-images at equal steps: one plain, one with DiffAugment (color, translation, cutout). It reports the
+``cgan`` trains the judge on all of MNIST once (OUT/judge), then CGAN runs on the first 600 training
+images at equal steps: one plain, one with DiffAugment (color, translation, cutout), and with ``--ada``
+one with ADA's adaptive p. It reports the
 accuracy score and its per-class minimum for both, and D's logit gap (mean D(real) - mean D(fake))
 over training, D's over-fitting signal. ``dcgan`` writes both runs' last sample grids side by side.
 Set GANTK_DATA to the datasets folder. Nothing is asserted: the figures go to benchmarks/README.md.
@@ -70,10 +71,19 @@ def cost(args: argparse.Namespace) -> None:
             print(f"{title} | {label} | {rate:.3g} steps/s | {base / rate:.2f}x the step time of none", flush=True)
 
 
-def train_pair(name: str, layer: dict, out: Path, steps: int, device: str) -> dict[str, Path]:
+VARIANTS = {
+    "plain": {"policy": []},
+    "diffaugment": {"policy": POLICY},  # p = 1: every transform on every image
+    "ada": {"policy": POLICY, "adaptive": True, "p": 0.0},  # p from 0, steered by r_t (target 0.6)
+}
+
+
+def train_pair(name: str, layer: dict, out: Path, steps: int, device: str, ada: bool = False) -> dict[str, Path]:
     runs = {}
-    for label, policy in (("plain", []), ("diffaugment", POLICY)):
-        train = {**layer.get("train", {}), "device": device, "max_steps": steps, "augment": {"policy": policy}}
+    for label, augment in VARIANTS.items():
+        if label == "ada" and not ada:
+            continue
+        train = {**layer.get("train", {}), "device": device, "max_steps": steps, "augment": augment}
         spec, plugin = plugin_for(name, {**layer, "train": train}, [])
         run = out / label
         Trainer(plugin, run, spec).fit()
@@ -98,7 +108,7 @@ def cgan(args: argparse.Namespace) -> None:
                   "checkpoint_every": 0, "tensorboard": False},
         "eval": {"classifier": str(judge)},
     }  # fmt: skip
-    runs = train_pair("cgan", layer, args.output, args.steps, args.device)
+    runs = train_pair("cgan", layer, args.output, args.steps, args.device, ada=args.ada)
     summary = {}
     for label, run in runs.items():
         evals = [r for r in records(run) if "eval/accuracy" in r]
@@ -106,6 +116,7 @@ def cgan(args: argparse.Namespace) -> None:
             "accuracy": [(r["step"], r["eval/accuracy"]) for r in evals],
             "accuracy_min": [(r["step"], r["eval/accuracy_min"]) for r in evals],
             "logit_gap": logit_gaps(run),
+            "p": [(r["step"], r["augment/p"]) for r in records(run) if "augment/p" in r],
         }
     (args.output / "summary.json").write_text(json.dumps(summary, indent=1))
     for label, s in summary.items():
@@ -140,6 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("--cgan-steps", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--ada", action="store_true", help="cgan: a third run with ADA's adaptive p")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/augment"))
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
