@@ -244,3 +244,28 @@ def test_sigterm_to_torchrun_saves_one_checkpoint_and_stops_every_rank(data, tmp
     assert f"stopped by SIGTERM at step {step}; checkpoint saved" in stderr
     assert stderr.count("stopped by SIGTERM") == 1  # said once, by rank 0
     assert_no_process_left(proc)
+
+
+def test_augmentation_and_ada_under_ddp_are_those_of_one_process(data, tmp_path):
+    """train.augment draws the global batch's parameters and slices them, and ADA's r_t is taken over every
+    rank's real logits: two processes end with one process's weights and p."""
+    settings = [
+        *SETTINGS,
+        "train.augment.policy=[color,translation,cutout]",
+        "train.augment.adaptive=true",
+        "train.augment.interval=1",
+        "train.augment.ada_kimg=0.01",
+    ]
+    one, two = tmp_path / "one", tmp_path / "two"
+    check(run([str(WORKER), str(data), str(one), *settings]))
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(two), *settings))
+    rank0, rank1 = load_file(two / "rank0.safetensors"), load_file(two / "rank1.safetensors")
+    assert max_difference(rank0, rank1) == 0.0
+    assert max_difference(rank0, load_file(one / "rank0.safetensors")) < 1e-5
+    state = "checkpoints/step_00000003/training_state.safetensors"
+    p_one, p_two = (
+        json.loads((f / "run" / state.replace("safetensors", "json")).read_text())["augment"]["p"] for f in (one, two)
+    )
+    tensors_one, tensors_two = load_file(one / "run" / state), load_file(two / "run" / state)
+    assert torch.equal(tensors_one[p_one["__tensor__"]], tensors_two[p_two["__tensor__"]])
+    assert tensors_one[p_one["__tensor__"]].item() != 1.0  # ADA moved p
