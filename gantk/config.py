@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from gantk.errors import ConfigError
+from gantk.errors import ConfigError, PluginError
 
 T = TypeVar("T")
 
@@ -588,8 +588,9 @@ def with_values(cfg: T, values: dict[str, Any], source: str) -> T:
 # --------------------------------------------------------------------------------------------------
 
 
-class FrozenConfigError(AttributeError):
-    """A resolved (frozen) config was assigned to."""
+class FrozenConfigError(PluginError, AttributeError):
+    """A resolved (frozen) config was assigned to: a plugin's mistake, shown as one paragraph like any
+    gantk error (and an AttributeError, as assigning a read-only attribute is in Python)."""
 
 
 class FrozenDict(dict):

@@ -84,15 +84,33 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._first_step = 0
 
-    # the counters a checkpoint saves live in ``state``; these read and set them there
-    step = property(lambda self: self.state.step if self.state else 0, lambda self, v: setattr(self.state, "step", v))
-    best_value = property(
-        lambda self: self.state.best_value if self.state else None, lambda self, v: setattr(self.state, "best_value", v)
-    )
-    nonfinite_skipped = property(
-        lambda self: self.state.nonfinite_skipped if self.state else 0,
-        lambda self, v: setattr(self.state, "nonfinite_skipped", v),
-    )
+    # the counters a checkpoint saves live in ``state`` (engine/snapshot.py); these read and set them there
+    @property
+    def step(self) -> int:
+        """Training steps done."""
+        return self.state.step if self.state else 0
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.state.step = value
+
+    @property
+    def best_value(self) -> float | None:
+        """The best value of the best metric so far (``checkpoints/best``)."""
+        return self.state.best_value if self.state else None
+
+    @best_value.setter
+    def best_value(self, value: float | None) -> None:
+        self.state.best_value = value
+
+    @property
+    def nonfinite_skipped(self) -> int:
+        """Updates skipped for a non-finite loss in this run."""
+        return self.state.nonfinite_skipped if self.state else 0
+
+    @nonfinite_skipped.setter
+    def nonfinite_skipped(self, value: int) -> None:
+        self.state.nonfinite_skipped = value
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
