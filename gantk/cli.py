@@ -337,8 +337,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise GantkError(f"--max-steps must be 0 or more; got {args.max_steps}.")
     spec, cls = registry.load(args.plugin)
     out = Path(args.out or Path("runs") / spec.name)
-    flags = {"data.name": args.data or None, "train.max_steps": args.max_steps, "train.device": args.device}
-    flags["train.seed"] = args.seed
+    flags = {
+        "data.name": args.data or None,
+        "train.max_steps": args.max_steps,
+        "train.device": args.device,
+        "train.seed": args.seed,
+    }
     cfg = registry.make_config(
         spec,
         cls,

@@ -655,7 +655,7 @@ def freeze(cfg: T) -> T:
                 object.__setattr__(cfg, f.name, FrozenDict({k: freeze(v) for k, v in value.items()}))
             else:
                 freeze(value)
-        if not hasattr(type(cfg), "__gantk_frozen__"):
+        if not is_frozen(cfg):
             object.__setattr__(cfg, "__class__", _frozen_class(type(cfg)))
     return cfg
 

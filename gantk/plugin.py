@@ -98,11 +98,25 @@ class StepContext:
         return self._draw(torch.rand, shape)
 
     def _draw(self, fn: Callable[..., Tensor], shape: tuple[int, ...]) -> Tensor:
-        if self.world_size == 1 or not shape:
-            return fn(shape, generator=self.noise, device=self.device)
-        n = shape[0]
-        full = fn((n * self.world_size, *shape[1:]), generator=self.noise, device=self.device)
-        return full[self.rank * n : (self.rank + 1) * n]
+        return draw_for_rank(fn, shape, self.noise, self.device, self.rank, self.world_size)
+
+
+def draw_for_rank(
+    fn: Callable[..., Tensor],
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Tensor:
+    """``fn`` (``torch.rand`` / ``torch.randn``) of ``shape``, whose first dimension is this rank's share of
+    the global batch: drawn for every rank's share, then sliced, so the values do not depend on the number
+    of processes."""
+    if world_size == 1 or not shape:
+        return fn(shape, generator=generator, device=device)
+    n = shape[0]
+    full = fn((n * world_size, *shape[1:]), generator=generator, device=device)
+    return full[rank * n : (rank + 1) * n]
 
 
 @dataclass

@@ -266,7 +266,8 @@ def _load_folder(folder: Path, name: str) -> type[GanPlugin]:
             raise PluginError(
                 f"plugin '{name}' ({folder / 'plugin.py'}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
-    return _checked(_the_plugin_class(sys.modules[module_name], name, folder / "plugin.py"), name, str(folder))
+    plugin_py = folder / "plugin.py"
+    return _checked(_the_plugin_class(sys.modules[module_name], name, plugin_py), name, str(plugin_py))
 
 
 def _the_plugin_class(module: Any, name: str, where: Path | str) -> type[GanPlugin]:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from gantk.config import AugmentConfig
 from gantk.engine import distributed
+from gantk.plugin import draw_for_rank
 
 POLICIES = ("color", "translation", "cutout")
 TRANSLATION = 0.125  # DiffAugment: shifts of up to 1/8 of the side, zero-filled
@@ -59,10 +60,7 @@ class Augmenter:
     # ---- the transforms ---------------------------------------------------------------------------
     def _rand(self, n: int, *shape: int) -> Tensor:
         """Uniform [0, 1) for this rank's ``n`` images, drawn for the global batch (as ``ctx.rand``)."""
-        if self.world.size == 1:
-            return torch.rand((n, *shape), generator=self.noise, device=self.device)
-        full = torch.rand((n * self.world.size, *shape), generator=self.noise, device=self.device)
-        return full[self.world.rank * n : (self.world.rank + 1) * n]
+        return draw_for_rank(torch.rand, (n, *shape), self.noise, self.device, self.world.rank, self.world.size)
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x`` (N, C, H, W) with each policy applied to each image with probability p."""

@@ -81,9 +81,9 @@ def training_state(state: RunState, rngs: list[dict[str, Any]]) -> dict[str, Any
     return out
 
 
-def network_states(state: RunState, ema_module: nn.Module | None) -> dict[str, dict[str, torch.Tensor]]:
+def network_states(state: RunState, ema_module: nn.Module | None, run: Path) -> dict[str, dict[str, torch.Tensor]]:
     """Every network's weights (and the EMA generator's, as ``<generator>_ema``), refused when not finite:
-    a diverged state must never replace, or rotate out, a good checkpoint."""
+    a diverged state must never replace, or rotate out, a good checkpoint of ``run``."""
     networks = {k: n.state_dict() for k, n in state.nets.items()}
     diverged = [
         f"{net}.{key}"
@@ -92,7 +92,10 @@ def network_states(state: RunState, ema_module: nn.Module | None) -> dict[str, d
         if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
     if diverged:
-        raise NonFiniteError(f"the weights are not finite at step {state.step} ({', '.join(diverged[:4])})")
+        raise NonFiniteError(
+            f"the weights are not finite at step {state.step} ({', '.join(diverged[:4])}); no checkpoint was "
+            f"written and the existing ones in {run / 'checkpoints'} are untouched."
+        )
     if ema_module is not None:
         networks[f"{state.generator}_ema"] = ema_module.state_dict()
     return networks
@@ -110,12 +113,7 @@ def write(
 ) -> Path:
     """Write checkpoint ``folder`` of ``run``; a ``step_*`` folder then rotates out all but the newest
     ``keep``. Nothing is replaced when the weights are not finite or the disk refuses the write."""
-    try:
-        networks = network_states(state, ema_module)
-    except NonFiniteError as exc:
-        raise NonFiniteError(
-            f"{exc}; no checkpoint was written and the existing ones in {run / 'checkpoints'} are untouched."
-        ) from None
+    networks = network_states(state, ema_module, run)
     try:
         ckpt.save_checkpoint(folder, meta=meta, networks=networks, training_state=training_state(state, rngs))
     except OSError as exc:  # disk full, quota, folder removed: the last good checkpoint is untouched

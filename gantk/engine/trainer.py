@@ -186,7 +186,6 @@ class Trainer:
             cpu_noise=torch.Generator().manual_seed(setup.rank_seed(tc.seed, world.rank) + 1),
             augment=self.augmenter,
         )
-        self.stream, self.noise, self.cpu_noise = stream, self.state.noise, self.state.cpu_noise
         try:
             self.sample_inputs = self.plugin.sample_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
@@ -203,8 +202,8 @@ class Trainer:
                 scalers=scalers,
                 ema=self.ema,
                 device=self.device,
-                noise=self.noise,
-                cpu_noise=self.cpu_noise,
+                noise=noise,
+                cpu_noise=self.state.cpu_noise,
                 world=world,
                 autocast_dtype=self.autocast_dtype,
                 channels_last=tc.channels_last,
@@ -223,7 +222,7 @@ class Trainer:
         )
         if why and world.is_main:
             warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
-        record = cuda_graph_recorder([self.noise]) if mode == "on" else None
+        record = cuda_graph_recorder([noise]) if mode == "on" else None
         self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
         ema_module = self.ema.module if self.ema is not None else None
         one_checkpoint = setup.checkpoint_bytes(self.nets, set(self.optimizers), ema_module)
@@ -436,7 +435,7 @@ class Trainer:
 
     def _next_raw_batch(self) -> Batch:
         """The stream's next batch on the device, as stored (uint8 images): the step converts it."""
-        return {k: v.to(self.device, non_blocking=True) for k, v in next(self.stream).items()}
+        return {k: v.to(self.device, non_blocking=True) for k, v in next(self.state.stream).items()}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.device, self.autocast_dtype)
@@ -517,7 +516,6 @@ class Trainer:
             for k, n in self.nets.items():
                 n.train(modes[k])
 
-    # ------------------------------------------------------------------ checkpoints
     # ------------------------------------------------------------------ checkpoints
     def meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """A checkpoint's ``config.json``: the plugin, the resolved config, the step."""
