@@ -1,7 +1,7 @@
 """gantk: a PyTorch toolkit for GANs -- a plugin registry of generator/discriminator pairs trained by
 one shared engine."""
 
-from gantk.config import Config, DataConfig, EMAConfig, OptimConfig, ScheduleConfig, TrainConfig
+from gantk.config import Config, DataConfig, EMAConfig, EvalConfig, OptimConfig, ScheduleConfig, TrainConfig
 from gantk.errors import GantkError
 from gantk.plugin import EvalContext, GanPlugin, Hook, Phase, StepContext, Update
 
@@ -11,6 +11,7 @@ __all__ = [
     "Config",
     "DataConfig",
     "EMAConfig",
+    "EvalConfig",
     "EvalContext",
     "GanPlugin",
     "Hook",

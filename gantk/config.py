@@ -182,6 +182,21 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
+@dataclass
+class EvalConfig:
+    """What the default evaluation of a sampling plugin reads (FID/KID, :mod:`gantk.metrics.fid`).
+
+    A plugin with its own ``eval`` section subclasses this, so every plugin that samples keeps these keys.
+    """
+
+    # the FID Inception network's weights (pt_inception-2015-12-05-6726825d.pth, or .safetensors; see
+    # docs/metrics.md); empty: FID and KID are skipped with a warning and only kid_pixels is reported
+    fid_weights: str = ""
+    fid_samples: Annotated[int, Range(2, 1_000_000)] = 5000  # generated images per evaluation, and as many real
+    fid_cache: str = ""  # folder of cached reference features; empty: ~/.cache/gantk/fid
+    seed: Seed = 0  # the noise of every evaluation, and KID's subsets: evaluations differ only by the weights
+
+
 def _default_optim() -> dict[str, OptimConfig]:
     return {"G": OptimConfig(), "D": OptimConfig()}
 
@@ -195,6 +210,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: dict[str, OptimConfig] = field(default_factory=_default_optim)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Evaluation metrics shared by plugins."""
 
-from gantk.metrics.fid import FIDScorer, frechet_distance, load_inception
+from gantk.metrics.fid import DistributionScores, FeatureSpace, distances, load_fid_inception
+from gantk.metrics.samples import sample_metrics
 
-__all__ = ["FIDScorer", "frechet_distance", "load_inception"]
+__all__ = ["DistributionScores", "FeatureSpace", "distances", "load_fid_inception", "sample_metrics"]

@@ -1,87 +1,245 @@
-"""Fréchet Inception Distance from torchvision's Inception v3, with weights taken from a file.
+"""FID and KID of generated images against real ones: torchmetrics' statistics, features from a file.
 
-No weights are downloaded: pass the path of Inception v3 ImageNet weights, as safetensors or as
-torchvision's ``inception_v3_google-*.pth``. A ``.pth`` is read with ``torch.load(weights_only=True)``,
-which refuses pickled code. Without weights, callers skip FID with a warning rather than report a
-number from a random network.
+The features are those of the standard FID network: the Inception v3 graph of the TensorFlow FID code,
+ported to PyTorch by torch-fidelity (``pt_inception-2015-12-05-6726825d.pth``, 2048-d pool features,
+images as uint8 resized inside the network like TensorFlow does). With that file, gantk's FID is
+comparable with published ones computed on the same number of images. Nothing is downloaded: the
+user points ``eval.fid_weights`` at the file, as ``.pth`` (read with ``torch.load(weights_only=True)``,
+which refuses pickled code) or ``.safetensors``; see docs/metrics.md for where it comes from.
 
-These features come from torchvision's Inception, not the TensorFlow graph that published FIDs use,
-so gantk's FID compares runs within gantk and not with numbers in papers. With few images (pix2pix's
-40 held-out pairs) the covariance is rank-deficient and FID is strongly biased upwards; compare
-like with like.
+The statistics are torchmetrics' ``FrechetInceptionDistance`` and ``KernelInceptionDistance``, fed
+features that were already extracted. That is what lets the real side be computed once: a dataset's
+reference features are cached in ``eval.fid_cache`` (``~/.cache/gantk/fid`` by default) under a key made
+of the network's weights and the exact bytes of the real images, so a changed dataset or network never
+reuses a stale cache, and every run and every evaluation on the same data reuses a valid one.
+
+Without weights, :func:`pixel_features` gives a weight-free stand-in (images shrunk to 16x16): KID on
+pixels catches gross failures (collapse, wrong contrast, blotches) but is no perceptual metric, and is
+reported under its own name (``kid_pixels``) so it is never mistaken for the real thing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
+import os
+import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from gantk.errors import CheckpointError
+from gantk.errors import CheckpointError, ConfigError
 from gantk.io.weights import read_state_dict
 
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
+log = logging.getLogger("gantk")
+
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+)
+FEATURES = 2048
 
 
-def load_inception(path: str | Path) -> nn.Module:
-    """Inception v3 returning 2048-d pool features, with weights from ``path``."""
-    from torchvision.models import inception_v3
-
-    state = read_state_dict(path, "Inception weights", "eval.fid_weights")
-    model = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} is not an Inception v3 state dict: missing {missing[:4]}, unexpected {unexpected[:4]}."
-        )
-    model.fc = nn.Identity()
-    return model.eval()
+def _require_torch_fidelity() -> None:
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "eval.fid_weights: the FID Inception network comes from torch-fidelity: pip install 'gantk[metrics]'."
+        ) from None
 
 
-@torch.no_grad()
-def features(model: nn.Module, images: torch.Tensor, batch: int = 16) -> np.ndarray:
-    """Pool features of images in [0, 1], resized to 299 and ImageNet-normalised."""
-    device = next(model.parameters()).device
-    mean = torch.tensor(_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(_STD, device=device).view(1, 3, 1, 1)
-    out = []
-    for start in range(0, len(images), batch):
-        x = images[start : start + batch].to(device).float()
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        out.append(model((x - mean) / std).double().cpu())
-    return torch.cat(out).numpy()
+def load_fid_inception(path: str | Path) -> nn.Module:
+    """The FID Inception network (torchmetrics' ``NoTrainInceptionV3``) with weights from ``path``.
 
-
-def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(C1) + Tr(C2) - 2 Tr(sqrt(C1 C2)).
-
-    The last trace is computed as the sum of sqrt(eig(sqrt(C1) C2 sqrt(C1))). That matrix is symmetric
-    and PSD, so this stays stable when the covariances are rank-deficient (fewer images than
-    dimensions), where a general matrix square root of C1 C2 does not.
+    Input: uint8 images, N x 3 x H x W, any size. Output: N x 2048 pool features.
     """
-    vals, vecs = np.linalg.eigh(cov1)
-    root1 = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    middle = root1 @ cov2 @ root1
-    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
-    trace_sqrt = np.sqrt(np.clip(eig, 0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
+    _require_torch_fidelity()
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    state = read_state_dict(path, "FID Inception weights", "eval.fid_weights")
+    fc = state.get("fc.weight")
+    if fc is None or tuple(fc.shape) != (1008, FEATURES):
+        hint = (
+            " This looks like torchvision's ImageNet Inception (1000 classes, aux logits): FID needs the TensorFlow "
+            "FID graph's weights instead."
+            if fc is not None and fc.shape[0] == 1000
+            else ""
+        )
+        raise CheckpointError(
+            f"{path} is not the FID Inception network's weights (expected fc.weight of shape 1008 x 2048).{hint} "
+            f"Use {WEIGHTS_FILE} from {WEIGHTS_URL} (see docs/metrics.md)."
+        )
+    # torch-fidelity unpickles whatever it is given; it gets our own re-serialisation of plain tensors that
+    # were read safely above, never the user's file.
+    buffer = io.BytesIO()
+    torch.save({k: v.contiguous() for k, v in state.items()}, buffer)
+    buffer.seek(0)
+    try:
+        return NoTrainInceptionV3("inception-v3-compat", [str(FEATURES)], feature_extractor_weights_path=buffer)
+    except RuntimeError as exc:  # missing / unexpected keys
+        raise CheckpointError(f"{path} does not fit the FID Inception network: {str(exc)[:400]}") from None
 
 
-class FIDScorer:
-    """Holds the Inception model and the reference statistics of one fixed set of real images."""
+class PixelFeatures(nn.Module):
+    """The weight-free stand-in: uint8 images shrunk to 16x16 (area), flattened, in [0, 1]."""
 
-    def __init__(self, weights: str | Path, real: torch.Tensor, device: torch.device) -> None:
-        self.model = load_inception(weights).to(device)
-        f = features(self.model, real)
-        self.mu, self.cov = f.mean(0), np.cov(f, rowvar=False)
+    def forward(self, images: Tensor) -> Tensor:
+        x = F.interpolate(images.float() / 255.0, size=(16, 16), mode="area", antialias=False)
+        return x.flatten(1)
 
-    def __call__(self, fake: torch.Tensor) -> float:
-        f = features(self.model, fake)
-        return frechet_distance(f.mean(0), np.cov(f, rowvar=False), self.mu, self.cov)
+
+class _Precomputed(nn.Module):
+    """Hands torchmetrics features that were extracted already (and perhaps cached)."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.num_features = dims
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def to_uint8_rgb(images01: Tensor) -> Tensor:
+    """Images in [0, 1] as the uint8 RGB the FID network reads (grey repeated), as if saved as PNGs."""
+    x = (images01.clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gantk" / "fid"
+
+
+class FeatureSpace:
+    """One feature extractor (the FID Inception network, or pixels) and its cache of reference features."""
+
+    def __init__(
+        self, weights: str | Path = "", device: torch.device | str = "cpu", cache_dir: str | Path = ""
+    ) -> None:
+        self.device = torch.device(device)
+        if weights:
+            self.name = f"inception-{file_digest(weights)[:16]}"
+            self.net: nn.Module = load_fid_inception(weights).to(self.device)
+        else:
+            self.name = "pixels16"
+            self.net = PixelFeatures()
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._memory: dict[str, Tensor] = {}
+
+    @torch.no_grad()
+    def features(self, images01: Tensor, batch: int = 64) -> Tensor:
+        """N x D float64 features (on the CPU) of images in [0, 1]."""
+        out = []
+        for start in range(0, len(images01), batch):
+            x = to_uint8_rgb(images01[start : start + batch]).to(self.device)
+            out.append(self.net(x).double().cpu())
+        return torch.cat(out)
+
+    def reference(self, images01: Tensor) -> Tensor:
+        """Features of real images, from the cache when these exact images were seen with this network."""
+        digest = hashlib.sha256(self.name.encode())
+        digest.update(str(tuple(images01.shape)).encode())
+        digest.update(to_uint8_rgb(images01).contiguous().numpy().tobytes())
+        key = digest.hexdigest()[:32]
+        if key in self._memory:
+            return self._memory[key]
+        path = self.cache_dir / f"{self.name}-{key}.safetensors"
+        feats = _read_cache(path)
+        if feats is None:
+            log.info("computing reference features of %d real images (cached in %s)", len(images01), path)
+            feats = self.features(images01)
+            _write_cache(path, feats)
+        self._memory[key] = feats
+        return feats
+
+
+def _read_cache(path: Path) -> Tensor | None:
+    if not path.is_file():
+        return None
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))["features"].double()
+    except (OSError, SafetensorError, KeyError) as exc:  # a torn or foreign file: recompute, then replace it
+        log.warning("ignoring unreadable reference-feature cache %s (%s); recomputing", path, exc)
+        return None
+
+
+def _write_cache(path: Path, feats: Tensor) -> None:
+    """Written to a temporary name and renamed: a crash never leaves a half file under the real name."""
+    from safetensors.torch import save_file
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"features": feats.float().contiguous()}, str(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache still lets the run evaluate
+        log.warning("cannot cache reference features in %s (%s)", path, exc)
+
+
+def distances(real: Tensor, fake: Tensor, seed: int = 0, subsets: int = 100) -> dict[str, float]:
+    """FID, KID and KID's spread over subsets between two feature sets (torchmetrics' estimators).
+
+    KID uses subsets of min(1000, both set sizes) images, drawn with ``seed`` so that a score is
+    reproducible. Fewer images than feature dimensions make FID's covariance rank-deficient and FID
+    biased upwards: compare runs at the same image count.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if len(real) < 2 or len(fake) < 2:
+        raise ConfigError(f"FID and KID need at least 2 images on each side, got {len(real)} real and {len(fake)}.")
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    with warnings.catch_warnings():  # "will save all extracted features": they are held anyway
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(
+            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=min(1000, len(real), len(fake))
+        )
+    kid.update(real.double(), real=True)
+    kid.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+class DistributionScores:
+    """FID/KID of generated images against a fixed real set, with the weight-free pixel KID always beside.
+
+    Built once per run (the networks load once, the reference features are cached); ``__call__`` scores
+    one set of generated images.
+    """
+
+    def __init__(
+        self, weights: str | Path, device: torch.device | str, cache_dir: str | Path = "", seed: int = 0
+    ) -> None:
+        self.seed = seed
+        self.pixels = FeatureSpace("", device, cache_dir)
+        self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
+
+    def names(self) -> tuple[str, ...]:
+        return ("fid", "kid", "kid_pixels") if self.inception else ("kid_pixels",)
+
+    def __call__(self, fake01: Tensor, real: Tensor) -> dict[str, float]:
+        """Scores of ``fake01`` against ``real`` (both images in [0, 1])."""
+        out = {"kid_pixels": distances(self.pixels.reference(real), self.pixels.features(fake01), self.seed)["kid"]}
+        if self.inception is not None:
+            d = distances(self.inception.reference(real), self.inception.features(fake01), self.seed)
+            out.update(fid=d["fid"], kid=d["kid"])
+        return out

@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import PositiveInt, Range, Seed, Width
+from gantk import Config, EvalConfig, EvalContext, GanPlugin, Phase, StepContext
+from gantk.config import PositiveInt, Range, Width
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
 from gantk.io.images import save_grid
 from gantk.metrics import classifier as clf
+from gantk.metrics import samples
 from gantk.sampling import sample_per_class
 
 from .networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
@@ -49,11 +50,10 @@ class CGANModel:
 
 
 @dataclass
-class CGANEval:
+class CGANEval(EvalConfig):  # + fid_weights, fid_samples, fid_cache, seed
     classifier: str = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
     classifier_steps: PositiveInt = 500
     samples_per_class: Annotated[int, Range(1, 100_000)] = 100
-    seed: Seed = 0
 
 
 @dataclass
@@ -181,7 +181,8 @@ class CGAN(GanPlugin):
     @torch.no_grad()
     def metric_names(self) -> tuple[str, ...]:
         names = self.cfg.model.class_names
-        return ("accuracy", "accuracy_min", *(f"accuracy/{n}" for n in names)) if names else ()
+        accuracy = ("accuracy", "accuracy_min", *(f"accuracy/{n}" for n in names))
+        return (*accuracy, *samples.metric_names(self.cfg.eval)) if names else ()
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         judge = self.judge(ctx.out_dir.parent, ctx.device)
@@ -195,4 +196,4 @@ class CGAN(GanPlugin):
         save_grid(shown, ctx.out_dir / f"step_{ctx.step:08d}.png", nrow=min(m, 10))
         metrics = {"accuracy": overall, "accuracy_min": min(per_class)}
         metrics.update({f"accuracy/{name}": acc for name, acc in zip(names, per_class, strict=True)})
-        return metrics
+        return metrics | samples.sample_metrics(self, nets["G"], ctx)  # FID/KID over the classes in turn

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantk import Config, GanPlugin, Phase, StepContext
+from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
 from gantk.config import NonNegative, Range, Width
 from gantk.errors import ConfigError
 from gantk.init import normal_init
+from gantk.metrics import samples
 
 
 @dataclass
@@ -160,3 +161,14 @@ class DCGAN(GanPlugin):
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
         return {"z": torch.randn(n, self.cfg.model.nz, generator=generator)}
+
+    # ---- evaluation: FID/KID of samples (kid_pixels without Inception weights); the best keeps the lowest
+    def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
+        return samples.sample_metrics(self, nets["G"], ctx)
+
+    def metric_names(self) -> tuple[str, ...]:
+        return samples.metric_names(self.cfg.eval)
+
+    @property
+    def best_metric(self) -> str:  # type: ignore[override]
+        return samples.best_metric(self.cfg.eval)

@@ -66,7 +66,7 @@ class Pix2PixEpochs:
 @dataclass
 class Pix2PixEval:
     test_mode: Literal["eval", "train"] = "eval"  # "train": dropout on and batch statistics, as in the paper
-    fid_weights: str = ""  # Inception v3 weights file (safetensors or torchvision .pth); empty: FID skipped
+    fid_weights: str = ""  # the FID Inception weights (docs/metrics.md); empty: FID and KID skipped
     # gantk translate: images with a side over this are translated in overlapping tiles of this side
     # (memory bounded by the tile; each tile keeps its centre, with tile/8 pixels of context around it)
     tile: Annotated[int, Range(64, 8192)] = 1024
@@ -112,7 +112,7 @@ class Pix2Pix(GanPlugin):
 
     cfg: Pix2PixConfig
     holdout: TensorDataset | None = None
-    _fid = None  # FIDScorer, built on first use
+    _fid = None  # the FID Inception FeatureSpace, built on first use
     _fid_warned = False
     _holdout_warned = False
     _first_pairs: TensorDataset | None = None
@@ -223,7 +223,7 @@ class Pix2Pix(GanPlugin):
         }
 
     def metric_names(self) -> tuple[str, ...]:
-        return ("l1", "psnr", "ssim", "fid") if self.cfg.eval.fid_weights else ("l1", "psnr", "ssim")
+        return ("l1", "psnr", "ssim", "fid", "kid") if self.cfg.eval.fid_weights else ("l1", "psnr", "ssim")
 
     # ---- sampling, translation, evaluation -----------------------------------------------------------
     def _inputs_targets(self, pairs: TensorDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,27 +300,29 @@ class Pix2Pix(GanPlugin):
             "psnr": psnr.mean().item(),
             "ssim": kornia.metrics.ssim(out01, tgt01, 11).mean().item(),
         }
-        fid = self._fid_score(out01, tgt01, ctx.device)
-        if fid is not None:
-            metrics["fid"] = fid
+        metrics.update(self._distribution_scores(out01, tgt01, ctx.device))
         write_report(ctx, inputs, out, targets, metrics)
         return metrics
 
-    def _fid_score(self, fake01: torch.Tensor, real01: torch.Tensor, device: torch.device) -> float | None:
+    def _distribution_scores(self, fake01: torch.Tensor, real01: torch.Tensor, device: torch.device) -> dict:
+        """FID and KID of the held-out outputs against their targets (gantk.metrics, as every plugin's)."""
         if not self.cfg.eval.fid_weights:
             if not self._fid_warned:
                 warnings.warn(
-                    "FID skipped: no Inception v3 weights given (set eval.fid_weights=PATH to a safetensors "
-                    "or torchvision .pth file); L1, PSNR and SSIM are still reported.",
+                    "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, "
+                    "see docs/metrics.md); L1, PSNR and SSIM are still reported.",
                     stacklevel=2,
                 )
                 self._fid_warned = True
-            return None
+            return {}
         if self._fid is None:
-            from gantk.metrics import FIDScorer
+            from gantk.metrics import FeatureSpace
 
-            self._fid = FIDScorer(self.cfg.eval.fid_weights, real01, device)
-        return self._fid(fake01)
+            self._fid = FeatureSpace(self.cfg.eval.fid_weights, device)
+        from gantk.metrics import distances
+
+        d = distances(self._fid.features(real01), self._fid.features(fake01))
+        return {"fid": d["fid"], "kid": d["kid"]}
 
 
 def write_report(ctx: EvalContext, inputs, outputs, targets, metrics: dict[str, float]) -> None:

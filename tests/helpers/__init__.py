@@ -59,6 +59,7 @@ def tiny_dcgan(data: Path | str, **sections):
             "sample_every": 3,
             "sample_count": 4,
             "checkpoint_every": 100,
+            "eval_every": 0,  # DCGAN evaluates every 2000 steps by default; tests that need it turn it on
             "tensorboard": False,
         },
     }

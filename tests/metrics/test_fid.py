@@ -1,16 +1,17 @@
-"""FID: the Frechet distance's closed form, and Inception weights read without unpickling code."""
+"""FID/KID: the FID Inception network read safely from a file, torchmetrics' statistics on features,
+and reference features cached under a key that changes with the images and the network."""
 
+import logging
 import os
 
-import numpy as np
 import pytest
 import torch
 
+from gantk.errors import CheckpointError, ConfigError
+from gantk.metrics import FeatureSpace, distances, load_fid_inception
+
 
 def test_pickled_weights_with_code_are_refused(tmp_path):
-    from gantk.errors import CheckpointError
-    from gantk.metrics import load_inception
-
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo pwned",))
@@ -18,15 +19,58 @@ def test_pickled_weights_with_code_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, path)
     with pytest.raises(CheckpointError, match="safely"):
-        load_inception(path)
+        load_fid_inception(path)
 
 
-def test_frechet_distance_matches_the_closed_form_for_gaussians():
-    from gantk.metrics import frechet_distance
+def test_torchvision_imagenet_weights_are_refused_with_the_file_to_use(tmp_path):
+    path = tmp_path / "inception_v3_google.pth"
+    torch.save({"fc.weight": torch.zeros(1000, 2048), "AuxLogits.fc.weight": torch.zeros(1000, 768)}, path)
+    with pytest.raises(CheckpointError, match="torchvision.*pt_inception-2015-12-05"):
+        load_fid_inception(path)
+    with pytest.raises(ConfigError, match=r"does not exist \(eval.fid_weights\)"):
+        load_fid_inception(tmp_path / "missing.pth")
 
-    # 1-d check: N(0, 1) vs N(1, 4): (0-1)^2 + 1 + 4 - 2*sqrt(4) = 2
-    assert frechet_distance(np.zeros(1), np.eye(1), np.ones(1), 4 * np.eye(1)) == pytest.approx(2.0)
-    # diagonal 3-d: sum over dims of (sqrt(a) - sqrt(b))^2 when means agree
-    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
-    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
-    assert frechet_distance(np.zeros(3), np.diag(a), np.zeros(3), np.diag(b)) == pytest.approx(expected)
+
+def test_fid_and_kid_follow_the_gaussian_closed_form():
+    """N(0, I) against N(mu, I) in 4-d: FID tends to |mu|^2; KID is ~0 for one distribution, > 0 otherwise."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(4000, 4, generator=g, dtype=torch.float64)
+    mu = torch.tensor([1.0, -1.0, 0.5, 0.0], dtype=torch.float64)
+    same, shifted = distances(a, b), distances(a, b + mu)
+    assert same["fid"] == pytest.approx(0.0, abs=0.02)
+    assert shifted["fid"] == pytest.approx(float(mu @ mu), rel=0.05)
+    assert abs(same["kid"]) < 5 * same["kid_std"] + 1e-3 and shifted["kid"] > 100 * abs(same["kid"])
+    assert distances(a, b + mu, seed=3) == distances(a, b + mu, seed=3)  # KID's subsets follow the seed
+    with pytest.raises(ConfigError, match="at least 2 images"):
+        distances(a[:1], b)
+
+
+def test_inception_features_score_and_cache_reference_features(fid_weights, tmp_path, monkeypatch, caplog):
+    torch.manual_seed(0)
+    real, other = torch.rand(6, 1, 32, 32), torch.rand(6, 1, 32, 32) * 0.3
+    space = FeatureSpace(fid_weights, "cpu", tmp_path / "cache")
+    feats = space.reference(real)
+    assert feats.shape == (6, 2048) and feats.std(0).mean() > 0  # grey repeated to RGB, features not degenerate
+    scale = float(feats.var(0).sum())
+    same, apart = distances(feats, space.features(real)), distances(feats, space.features(other))
+    assert abs(same["fid"]) < 1e-4 * scale and apart["fid"] > 1e-2 * scale
+    (cached,) = list((tmp_path / "cache").glob("inception-*.safetensors"))
+
+    fresh = FeatureSpace(fid_weights, "cpu", tmp_path / "cache")  # a new run: the file, not the network
+    monkeypatch.setattr(fresh, "features", lambda images: pytest.fail("reference recomputed despite the cache"))
+    assert torch.equal(fresh.reference(real), feats)
+    monkeypatch.undo()
+    fresh.reference(other)  # other images: another key, another file
+    assert len(list((tmp_path / "cache").glob("inception-*.safetensors"))) == 2
+
+    cached.write_bytes(b"torn")  # a damaged cache is recomputed and replaced, with a warning
+    with caplog.at_level(logging.WARNING, logger="gantk"):
+        again = FeatureSpace(fid_weights, "cpu", tmp_path / "cache").reference(real)
+    assert torch.allclose(again, feats) and "unreadable reference-feature cache" in caplog.text
+    assert cached.stat().st_size > 1000
+
+
+def test_pixel_space_needs_no_weights(tmp_path):
+    space = FeatureSpace("", "cpu", tmp_path)
+    assert space.name == "pixels16" and space.features(torch.rand(3, 3, 40, 24)).shape == (3, 3 * 256)

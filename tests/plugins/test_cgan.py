@@ -131,13 +131,15 @@ def test_accuracy_score_rewards_following_the_label(tmp_path):
 
     good = plugin.evaluate({"G": _Painter(names)}, ctx)
     assert good["accuracy"] == 1.0 and good["accuracy_min"] == 1.0
-    assert set(good) == {"accuracy", "accuracy_min", "accuracy/dark", "accuracy/light", "accuracy/mid"}
+    accuracy = {"accuracy", "accuracy_min", "accuracy/dark", "accuracy/light", "accuracy/mid"}
+    assert set(good) == accuracy | {"kid_pixels"} == set(plugin.metric_names())  # + FID/KID's stand-in
     assert (ctx.out_dir / "step_00000005.png").is_file()
 
     ignores_label = plugin.evaluate({"G": _Painter(names, fixed=names.index("mid"))}, ctx)
     assert ignores_label["accuracy"] == pytest.approx(1 / 3)
     assert ignores_label["accuracy/mid"] == 1.0 and ignores_label["accuracy/dark"] == 0.0
     assert ignores_label["accuracy_min"] == 0.0
+    assert ignores_label["kid_pixels"] > max(0.0, good["kid_pixels"])  # one grey level is not the three of the data
 
 
 def _gantk(*args, cwd=None):

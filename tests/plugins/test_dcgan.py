@@ -73,3 +73,32 @@ def test_label_smoothing_and_instance_noise_change_the_loss():
 def test_bad_image_size():
     with pytest.raises(ConfigError, match="power of two"):
         _nets(48)
+
+
+def test_training_evaluates_keeps_the_best_and_gantk_eval_scores_it_again(image_folder, tmp_path):
+    """Without Inception weights DCGAN scores kid_pixels (with a warning) and keeps the lowest as best."""
+    import json
+    import warnings
+
+    from gantk.cli import main
+    from gantk.engine import Trainer
+    from tests.helpers import tiny_dcgan
+
+    cache = str(tmp_path / "cache")
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 3}, eval={"fid_samples": 24, "fid_cache": cache})
+    run = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(plugin, run).fit()
+    assert any("FID and KID skipped" in str(w.message) for w in caught)
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/kid_pixels" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
+    assert best["best_metric"] == "kid_pixels"
+    assert best["best_value"] == pytest.approx(min(r["eval/kid_pixels"] for r in evals))
+    assert (run / "eval" / "samples_00000006.png").is_file()
+
+    out = tmp_path / "score"
+    assert main(["eval", str(run), "--device", "cpu", "--set", f"eval.fid_cache={cache}", "-o", str(out)]) == 0
+    scored = json.loads((out / "metrics.json").read_text())
+    assert scored["step"] == 6 and scored["kid_pixels"] == pytest.approx(evals[-1]["eval/kid_pixels"], rel=1e-6)

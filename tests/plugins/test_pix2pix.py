@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -195,30 +194,9 @@ def test_default_config_is_the_paper_schedule_on_real_facades(monkeypatch):
     assert plugin.cfg.train.batch_size == 1 and plugin.cfg.optim["G"].lr == pytest.approx(2e-4)
 
 
-def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn):
-    """FID runs from a weights file made here (random, small-scale test); without one it warns and skips."""
-    from safetensors.torch import save_file
-    from torchvision.models import inception_v3
-
-    from gantk.metrics import FIDScorer
-
-    torch.manual_seed(0)
-    weights = tmp_path / "inception.safetensors"
-    net = inception_v3(weights=None, aux_logits=True, init_weights=True)
-    for m in net.modules():  # calibrate batch norm once so the random network's features are well scaled
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(torch.rand(4, 3, 299, 299))
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
-    real = torch.rand(6, 3, 32, 32)
-    scorer = FIDScorer(weights, real, torch.device("cpu"))
-    scale = float(np.trace(scorer.cov))
-    same, other = scorer(real), scorer(torch.rand(6, 3, 32, 32) * 0.2)
-    assert abs(same) < 1e-4 * scale  # identical sets: 0 up to float64 rounding over 2048 dimensions
-    assert other > 100 * abs(same) and other > 1e-2 * scale  # a different set is far away
-
+def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn, fid_weights):
+    """FID and KID come from gantk.metrics with the FID Inception weights (random ones, made in the test);
+    without weights a warning says they are skipped."""
     plugin = tiny(write_side_by_side(tmp_path / "p", n=8))
     plugin.cfg.data.channels = 3
     plugin.build_dataset()
@@ -227,8 +205,8 @@ def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn):
 
     with torch.no_grad():
         metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
-    assert "fid" not in metrics and any("FID skipped" in str(w.message) for w in recwarn)
-    plugin.cfg.eval.fid_weights = str(weights)
+    assert "fid" not in metrics and any("FID and KID skipped" in str(w.message) for w in recwarn)
+    plugin.cfg.eval.fid_weights = str(fid_weights)
     with torch.no_grad():
         metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
-    assert metrics["fid"] > 0
+    assert metrics["fid"] > 0 and "kid" in metrics and set(plugin.metric_names()) == set(metrics)

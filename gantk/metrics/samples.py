@@ -1,0 +1,78 @@
+"""The evaluation of a generator that samples from noise: FID/KID of its samples against real images.
+
+A sampling plugin's ``evaluate`` is one call, ``return sample_metrics(self, nets[self.generator], ctx)``
+(DCGAN's is; CGAN adds it to its classifier score). It reads ``cfg.eval`` (:class:`gantk.config.EvalConfig`):
+``fid_samples`` images drawn with ``seed`` from the plugin's ``sample_inputs``, against as many real
+training images (all of them when the dataset is smaller), drawn once with the same seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from gantk.config import EvalConfig
+from gantk.io.images import save_grid
+from gantk.metrics.fid import DistributionScores
+
+NO_WEIGHTS = (
+    "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, "
+    "pt_inception-2015-12-05-6726825d.pth; see docs/metrics.md). Reporting kid_pixels only, a weight-free "
+    "check on 16x16 pixels that is no perceptual metric."
+)
+
+
+def metric_names(cfg: EvalConfig) -> tuple[str, ...]:
+    return ("fid", "kid", "kid_pixels") if cfg.fid_weights else ("kid_pixels",)
+
+
+def best_metric(cfg: EvalConfig) -> str:
+    """FID when it is measured, else the pixel KID: lower is better for both."""
+    return "fid" if cfg.fid_weights else "kid_pixels"
+
+
+@functools.lru_cache(maxsize=2)
+def _scores(weights: str, device: str, cache: str, seed: int) -> DistributionScores:
+    """One per run and device: the Inception network loads once, not at every evaluation."""
+    if not weights:
+        warnings.warn(NO_WEIGHTS, stacklevel=4)
+    return DistributionScores(weights, device, cache, seed)
+
+
+def real_images(dataset: torch.utils.data.Dataset, n: int, seed: int, key: str = "image") -> Tensor:
+    """``n`` real images in [0, 1] (all when there are fewer), a fixed random subset for ``seed``."""
+    count = len(dataset)  # type: ignore[arg-type]
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[: min(n, count)]
+    images = torch.stack([dataset[int(i)][key] for i in order.sort().values])
+    return images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() * 0.5 + 0.5).clamp(0, 1)
+
+
+@torch.no_grad()
+def generated_images(plugin, G: nn.Module, n: int, seed: int, device: torch.device, chunk: int = 250) -> Tensor:
+    """``n`` samples in [0, 1] on the CPU, from ``sample_inputs`` drawn with ``seed``."""
+    inputs = plugin.sample_inputs(n, torch.Generator().manual_seed(seed))
+    out = []
+    for start in range(0, n, chunk):
+        part = {k: v[start : start + chunk].to(device) for k, v in inputs.items()}
+        out.append((plugin.generate(G, part).float().cpu() * 0.5 + 0.5).clamp(0, 1))
+    return torch.cat(out)
+
+
+def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dict[str, float]:
+    """FID and KID (with ``eval.fid_weights``) and the pixel KID of ``eval.fid_samples`` samples.
+
+    ``real``: the reference images in [0, 1]; by default drawn from ``plugin.build_dataset(data.split)``.
+    Writes the first 64 samples to ``ctx.out_dir/samples_XXXXXXXX.png`` (XXXXXXXX: the step).
+    """
+    cfg: EvalConfig = plugin.cfg.eval
+    if real is None:  # read once per plugin instance (a run), kept on it for the next evaluations
+        if getattr(plugin, "_eval_real", None) is None:
+            plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)
+        real = plugin._eval_real
+    fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
+    save_grid(fake[:64] * 2 - 1, Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
+    return _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)(fake, real)

@@ -1,0 +1,61 @@
+"""The evaluation of a sampling plugin: FID/KID of its samples, kid_pixels without Inception weights."""
+
+import pytest
+import torch
+from torch import nn
+
+from gantk.metrics import samples
+from gantk.plugin import EvalContext
+from tests.helpers import tiny_dcgan
+
+
+class Replay(nn.Module):
+    """A 'generator' that returns given images whatever its z: scores then measure only the images."""
+
+    def __init__(self, images01: torch.Tensor) -> None:
+        super().__init__()
+        self.images = images01 * 2 - 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.images[torch.arange(len(z)) % len(self.images)]
+
+
+def _plugin(folder, **eval_):
+    _, plugin = tiny_dcgan(folder, eval={"fid_samples": 16, **eval_})
+    plugin.cfg.data.channels = 3
+    return plugin
+
+
+def test_real_images_are_a_seeded_subset_in_unit_range(image_folder):
+    plugin = _plugin(image_folder)
+    real = samples.real_images(plugin.build_dataset(), 16, seed=0)
+    assert real.shape == (16, 3, 16, 16) and 0 <= real.min() and real.max() <= 1
+    assert torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=0))
+    assert not torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=1))
+    assert len(samples.real_images(plugin.build_dataset(), 1000, seed=0)) == 32  # all of a smaller dataset
+
+
+def test_without_weights_it_warns_and_reports_kid_pixels(image_folder, tmp_path):
+    plugin = _plugin(image_folder, fid_samples=64, fid_cache=str(tmp_path / "cache"))
+    levels = torch.rand(64, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    real = levels * torch.linspace(0.2, 1, 16).view(1, 1, 1, 16).expand(64, 3, 16, 16)  # shaded, varied greys
+    ctx = EvalContext(torch.device("cpu"), 7, tmp_path / "eval")
+    samples._scores.cache_clear()
+    with pytest.warns(UserWarning, match="FID and KID skipped: no eval.fid_weights"):
+        copied = samples.sample_metrics(plugin, Replay(real), ctx, real=real)
+    flat = samples.sample_metrics(plugin, Replay(torch.full_like(real, real.mean())), ctx, real=real)
+    assert set(copied) == {"kid_pixels"} == set(samples.metric_names(plugin.cfg.eval))
+    assert abs(copied["kid_pixels"]) < flat["kid_pixels"] / 10  # the real images themselves score ~0
+    assert (tmp_path / "eval" / "samples_00000007.png").is_file()
+    again = samples.sample_metrics(plugin, Replay(torch.full_like(real, real.mean())), ctx, real=real)
+    assert again == flat and plugin.best_metric == "kid_pixels"  # seeded: repeatable
+
+
+def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights):
+    plugin = _plugin(image_folder, fid_samples=8, fid_weights=str(fid_weights), fid_cache=str(tmp_path / "c"))
+    G = plugin.build_networks()["G"].eval()
+    ctx = EvalContext(torch.device("cpu"), 0, tmp_path / "eval")
+    metrics = samples.sample_metrics(plugin, G, ctx)
+    assert set(metrics) == {"fid", "kid", "kid_pixels"} == set(plugin.metric_names())
+    assert metrics["fid"] > 0 and plugin.best_metric == "fid"
+    assert len(list((tmp_path / "c").glob("inception-*.safetensors"))) == 1
