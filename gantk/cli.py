@@ -1,5 +1,5 @@
-"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``translate``, ``upscale``,
-``classifier``, ``export``, ``eval``.
+"""The ``gantk`` command line: ``plugins``, ``datasets``, ``train``, ``sample``, ``arithmetic``, ``translate``,
+``upscale``, ``classifier``, ``probe``, ``export``, ``eval``.
 
 Errors a user can fix print one paragraph and exit with code 2; there is no traceback unless
 ``GANTK_DEBUG=1`` is set.
@@ -91,6 +91,57 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--label",
         help="class-conditional models: draw only this class (name or index); default: one row per class",
     )
+    p.add_argument(
+        "--numbered",
+        action="store_true",
+        help="write each cell's index into the grid (and the indices beside it, in OUTPUT.json), to pick "
+        "exemplars for 'gantk arithmetic' with the same -n and --seed",
+    )
+
+
+def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "arithmetic",
+        help="vector arithmetic on z with exemplars from a numbered grid (DCGAN paper, figure 7)",
+        description="Average the z of each group of exemplars (indices into the grid of 'gantk sample -n N "
+        "--seed S --numbered'), add and subtract the averages, and render the result with jittered "
+        "variations beside the exemplars and their averages.",
+    )
+    _add_checkpoint_args(p)
+    p.add_argument(
+        "--expr", required=True, help="groups of grid indices joined by + and -: '12,17,40 - 5,9,33 + 22,31,50'"
+    )
+    p.add_argument("-n", type=int, default=64, help="size of the numbered grid the indices come from (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the numbered grid the indices come from")
+    p.add_argument("--variations", type=int, default=9, help="result images: the result and jittered copies (9)")
+    p.add_argument("--jitter", type=float, default=0.25, help="uniform noise scale of the variations (paper: 0.25)")
+    p.add_argument("--label", help="class-conditional models: the class every exemplar and the result use")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
+    p.add_argument("-o", "--output", default="arithmetic.png", help="a .png file; OUTPUT.json records the groups")
+
+
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="D as a feature extractor: a linear L2-SVM on its features vs a random D (DCGAN paper, 5.1)",
+        description="Max-pool each of the trained discriminator's convolutional layers to 4x4, concatenate, fit "
+        "a linear L2-SVM (scikit-learn's LinearSVC, C by cross-validation) on labelled training images and "
+        "report test accuracy, beside the same probe on a randomly initialised D of the same shape.",
+    )
+    _add_checkpoint_args(p)
+    p.add_argument("--data", required=True, help="labelled data: mnist, or a folder of class sub-folders")
+    p.add_argument(
+        "--labels-per-class", type=int, default=0, help="labelled training images per class (default 0: all)"
+    )
+    p.add_argument("--C", type=float, dest="C", help="LinearSVC's C (default: picked by 3-fold cross-validation)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="held out per class from a folder without train/ and test/ inside (default 0.2)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the label subset, the held-out split and the random D")
+    p.add_argument("-o", "--output", required=True, help="folder for probe.json and probe.md")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -188,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list named datasets and where they are", description="List the dataset cards.")
     _add_train(sub)
     _add_sample(sub)
+    _add_arithmetic(sub)
     _add_translate(sub)
     _add_upscale(sub)
     _add_classifier(sub)
+    _add_probe(sub)
     _add_export(sub)
     _add_eval(sub)
     return parser
@@ -379,6 +432,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_range("--seed", args.seed, 0, MAX_SEED)
     out = Path(args.output)
     check_output(out, folder=out.suffix.lower() not in IMAGE_SUFFIXES)
+    if args.numbered and (args.interpolate is not None or out.suffix.lower() != ".png"):
+        raise GantkError("--numbered draws one grid of samples: give -o FILE.png and no --interpolate.")
     device = select_device(args.device)
     plugin, G = load_generator(
         args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last", plugin=args.plugin
@@ -387,6 +442,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.label is not None and not classes:
         raise GantkError(f"--label {args.label}: this {plugin.name} model is not class-conditional; drop --label.")
     conditions = {"label": args.label} if args.label is not None else {}
+    if args.numbered:
+        return _numbered_sample(args, plugin, G, device, conditions, out)
     if args.interpolate is not None:
         images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device, **conditions)
         nrow = args.interpolate
@@ -404,6 +461,121 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         paths = save_each(images, out)
         console.print(f"wrote {len(paths)} images to {out}/", highlight=False)
+    return 0
+
+
+def _numbered_sample(args, plugin, G, device, conditions: dict, out: Path) -> int:
+    """One flat grid of -n samples with each cell's index drawn in, and OUTPUT.json beside it."""
+    import json
+
+    from gantk.arithmetic import grid_columns, numbered_grid
+    from gantk.engine.logger import console
+    from gantk.sampling import sample
+
+    if plugin.class_names() and not conditions:
+        raise GantkError(
+            f"--numbered: this {plugin.name} model is class-conditional; give --label so that every cell (and "
+            "the arithmetic done on its indices) uses one class."
+        )
+    n = args.n or 64
+    images = sample(plugin, G, n, args.seed, device, **conditions)
+    nrow = grid_columns(n)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    numbered_grid(images).save(out)
+    record = {
+        "checkpoint": str(args.checkpoint),
+        "n": n,
+        "seed": args.seed,
+        **conditions,
+        "columns": nrow,
+        "cells": [{"index": i, "row": i // nrow, "column": i % nrow} for i in range(n)],
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    console.print(
+        f"wrote a numbered grid of {n} samples to {out} (indices 0-{n - 1}, row by row, {nrow} per row; listed "
+        f"in {out.with_suffix('.json')}). Pick exemplars with: gantk arithmetic {args.checkpoint} -n {n} --seed "
+        f"{args.seed} --expr 'a,b,c - d,e,f + g,h,i'",
+        highlight=False,
+    )
+    return 0
+
+
+def cmd_arithmetic(args: argparse.Namespace) -> int:
+    import json
+
+    from gantk.arithmetic import arithmetic, describe, figure
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.io.generators import load_generator
+
+    check_range("-n", args.n, 1, MAX_SAMPLES)
+    check_range("--seed", args.seed, 0, MAX_SEED - 1)
+    check_range("--variations", args.variations, 1, 100)
+    if not 0 <= args.jitter <= 10:
+        raise GantkError(f"--jitter must be between 0 and 10; got {args.jitter}.")
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise GantkError(f"-o {out}: gantk arithmetic writes one PNG figure; give a file name ending in .png.")
+    check_output(out, folder=False)
+    device = select_device(args.device)
+    plugin, G = load_generator(
+        args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last", plugin=args.plugin
+    )
+    if plugin.class_names() and args.label is None:
+        raise GantkError(
+            f"this {plugin.name} model is class-conditional: give --label (the class of the numbered grid the "
+            "indices come from) so that only z changes."
+        )
+    conditions = {"label": args.label} if args.label is not None else {}
+    if not plugin.serves("sample"):
+        raise GantkError(f"the {plugin.name} plugin does not sample from noise, so it has no z to do arithmetic on.")
+    result = arithmetic(plugin, G, args.expr, args.seed, args.n, device, args.variations, args.jitter, **conditions)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure(result).save(out)
+    record = {
+        "checkpoint": str(args.checkpoint),
+        **conditions,
+        **describe(result, args.expr, args.seed, args.n, args.jitter),
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    console.print(
+        f"wrote {out}: {len(result.groups)} groups averaged and combined, the result and "
+        f"{len(result.results) - 1} variations (jitter {args.jitter:g}); the groups are in {out.with_suffix('.json')}",
+        highlight=False,
+    )
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from gantk.engine import select_device
+    from gantk.engine.logger import console
+    from gantk.io.generators import load_network
+    from gantk.probe import probe, write_report
+
+    check_range("--labels-per-class", args.labels_per_class, 0, 10**7)
+    check_range("--seed", args.seed, 0, 2**32 - 1)
+    if args.C is not None and not 0 < args.C < float("inf"):
+        raise GantkError(f"--C must be a positive number; got {args.C}.")
+    if not 0 < args.test_fraction < 1:
+        raise GantkError(f"--test-fraction must lie between 0 and 1; got {args.test_fraction}.")
+    out = Path(args.output)
+    check_output(out, folder=True)
+    device = select_device(args.device)
+    which = "best" if args.best else "last"
+    plugin, D = load_network(args.checkpoint, "D", device, which, args.plugin)
+    report = probe(plugin, D, args.data, device, args.labels_per_class, args.C, args.seed, args.test_fraction)
+    write_report(report, str(args.checkpoint), out)
+    table = Table(
+        title=f"D as a feature extractor on {args.data} ({report.labels_used} labels, {report.test_images} test)"
+    )
+    for column in ("D", "test accuracy", "C"):
+        table.add_column(column, justify="left" if column == "D" else "right")
+    table.add_row("trained", f"{report.trained.accuracy:.4f}", f"{report.trained.C:g}")
+    table.add_row("random init", f"{report.random.accuracy:.4f}", f"{report.random.C:g}")
+    console.print(table)
+    console.print(f"{report.feature_dim} features per image; wrote {out / 'probe.json'} and probe.md", highlight=False)
     return 0
 
 
@@ -601,6 +773,8 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "train": cmd_train,
     "sample": cmd_sample,
+    "arithmetic": cmd_arithmetic,
+    "probe": cmd_probe,
     "translate": cmd_translate,
     "upscale": cmd_upscale,
     "classifier": cmd_classifier,
