@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gantk.errors import GantkError
 from tests.helpers import REPO
 from tests.helpers.apps import browser_available, free_port, load_app, open_page, wait_until_up
 from tests.helpers.labels import tiny_cgan_checkpoint
@@ -100,16 +101,51 @@ def test_wrong_inputs_give_a_message_and_the_app_keeps_serving(client, args, api
     assert _pixels(client.predict("mid", 2, 0, api_name="/generate")).size > 0
 
 
-def test_a_model_without_classes_is_refused(tmp_path, image_folder):
+def test_arithmetic_tab_numbered_grid_click_and_result(client, checkpoint):
+    """The tab's API: the numbered grid (4x4 cells of 16 px enlarged to 64), a result figure, and the
+    expression's errors as messages; a click on a cell adds its index to the expression."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+    from gradio_client.exceptions import AppError
+
+    grid = _pixels(client.predict("dark", 3, 16, api_name="/numbered"))
+    assert grid.shape[:2] == (2 + 4 * 66, 2 + 4 * 66)
+    figure = _pixels(client.predict("dark", 3, 16, "0,1 - 2 + 3,4", api_name="/arithmetic"))
+    assert figure.shape[1] > figure.shape[0] > 0
+    with pytest.raises(AppError, match="index 16 is outside the grid of 16 samples"):
+        client.predict("dark", 3, 16, "0 + 16", api_name="/arithmetic")
+    synth = synthesis.Synthesizer(checkpoint)
+    with pytest.raises(gr.Error, match="pick a class, not 'every class'"):
+        synth.arithmetic(synthesis.EVERY_CLASS, 3, 16, "0")
+    click = SimpleNamespace(index=[66 + 10, 2 * 66 + 10])  # row 2, column 1 of 4 per row: cell 9
+    assert synth.pick("", 16, click) == "9"
+    assert synth.pick("0,1", 16, click) == "0,1,9" and synth.pick("0 - ", 16, click) == "0 - 9"
+    assert synth.pick("0", 16, SimpleNamespace(index=[66, 10])) == "0"  # the padding: nothing added
+
+
+def test_an_unconditional_model_is_served_and_one_that_does_not_sample_is_refused(tmp_path, image_folder):
+    import gradio as gr
+
     from gantk.engine import train
     from gantk.io.checkpoint import export_generator
     from tests.helpers import tiny_dcgan
+    from tests.helpers.sr import tiny_sr_run
 
     spec, plugin = tiny_dcgan(image_folder, train={"max_steps": 1})
     train(plugin, tmp_path / "run", spec)
     export_generator(tmp_path / "run", tmp_path / "dcgan")
-    with pytest.raises(Exception, match="not class-conditional"):
-        synthesis.Synthesizer(tmp_path / "dcgan")
+    synth = synthesis.Synthesizer(tmp_path / "dcgan")
+    assert synth.classes == [] and _pixels(synth.generate(synthesis.EVERY_CLASS, 4, 0)).size > 0
+    assert _pixels(synth.walk(synthesis.EVERY_CLASS, 0, 1, 3)).size > 0
+    assert _pixels(synth.arithmetic(synthesis.EVERY_CLASS, 0, 9, "0,1 - 2 + 3")).size > 0
+    with pytest.raises(gr.Error, match="not class-conditional"):
+        synth.every_class(0, 2)
+    synthesis.build_app(synth)  # the UI builds without the class pickers and the every-class tab
+
+    sr_run = tiny_sr_run(tmp_path / "sr", steps=1)
+    with pytest.raises(GantkError, match="does not sample from noise"):
+        synthesis.Synthesizer(sr_run)
 
 
 @pytest.mark.skipif(
