@@ -90,3 +90,30 @@ def load_generator(
     G: nn.Module = nets[gen_name]
     ckpt.load_weights(G, ckpt.generator_weights(folder, gen_name, use_ema))
     return instance, G.to(device).eval()
+
+
+def load_network(
+    path: str | Path, name: str, device: str | torch.device = "cpu", which: str = "last", plugin: str | None = None
+) -> tuple[GanPlugin, nn.Module]:
+    """Load ``(plugin, network)`` for any network a checkpoint holds (``"D"`` for ``gantk probe``).
+
+    Generator-only exports hold no discriminator; the error says to use the run's checkpoint instead.
+    """
+    folder = ckpt.find_checkpoint(Path(path), which)
+    meta = ckpt.read_meta(folder)
+    instance = load_plugin_from_meta(meta, folder, plugin)
+    weights = folder / f"{name}.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(
+            f"{folder} holds no {name} network ({weights.name} is missing); an exported generator-only folder "
+            f"has none, so give the training run or one of its checkpoints/ folders."
+        )
+    try:
+        memory.check_fits(instance, torch.device(device), only=name)
+    except GantkError as exc:
+        raise CheckpointError(f"checkpoint {folder}: {exc}") from None
+    nets = instance.build_networks()
+    if name not in nets:
+        raise CheckpointError(f"plugin '{instance.cfg.plugin}' builds no network '{name}' (it builds {sorted(nets)}).")
+    ckpt.load_weights(nets[name], weights)
+    return instance, nets[name].to(device).eval()
