@@ -62,8 +62,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantk import Config, GanPlugin, Phase, StepContext
+from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
 from gantk.config import Width
+from gantk.metrics import sample_metrics
 
 
 @dataclass
@@ -129,6 +130,10 @@ class {cls}(GanPlugin):
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
         return {{"z": torch.randn(n, self.cfg.model.nz, generator=generator)}}
+
+    def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
+        """FID/KID of samples with eval.fid_weights (docs/metrics.md); kid_pixels without (train.eval_every)."""
+        return sample_metrics(self, nets["G"], ctx)
 '''
 
 DEFAULTS = """# {name} defaults

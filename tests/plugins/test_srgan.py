@@ -144,3 +144,16 @@ def test_evaluate_reports_y_and_rgb_with_bicubic_alongside(sr_data, tmp_path):
     assert (tmp_path / "eval" / "step_00000007.png").is_file()
     zero = plugin.evaluate({"G": _random_srresnet()}, EvalContext(torch.device("cpu"), 8, tmp_path / "eval"))
     assert zero["Bench/psnr_y"] < metrics["Bench/psnr_y"] - 3  # an untrained G scores far below bicubic
+
+
+def test_gantk_eval_scores_a_run_on_its_benchmarks(tmp_path):
+    """gantk eval on an SRGAN run: the benchmark sets are read again from the data its config names."""
+    import json
+
+    from gantk.cli import main
+    from tests.helpers.sr import tiny_sr_run
+
+    run = tiny_sr_run(tmp_path, steps=2)
+    assert main(["eval", str(run), "--device", "cpu", "-o", str(tmp_path / "score")]) == 0
+    scored = json.loads((tmp_path / "score" / "metrics.json").read_text())
+    assert scored["step"] == 2 and scored["Bench/psnr_y"] > 0 and "Bench/bicubic/psnr_y" in scored

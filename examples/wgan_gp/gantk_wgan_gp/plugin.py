@@ -17,9 +17,10 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from gantk import Config, GanPlugin, Phase, StepContext
+from gantk import Config, EvalContext, GanPlugin, Phase, StepContext
 from gantk.config import NonNegative, Range, Width
 from gantk.errors import ConfigError
+from gantk.metrics import sample_metrics
 
 
 @dataclass
@@ -119,3 +120,7 @@ class WGANGP(GanPlugin):
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
         return {"z": torch.randn(n, self.cfg.model.nz, generator=generator)}
+
+    def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
+        """FID/KID of samples with eval.fid_weights, kid_pixels without: gantk's metrics for any sampler."""
+        return sample_metrics(self, nets["G"], ctx)
