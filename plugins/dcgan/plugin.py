@@ -12,6 +12,17 @@ The paper's architecture rules, as built here:
 D outputs a logit; its sigmoid lives inside the loss (``binary_cross_entropy_with_logits``), which is
 the paper's loss computed stably. Image size is any power of two from 16 (64 by default, 32 for CIFAR
 and MNIST-sized runs); the number of (de)convolution blocks follows from it.
+
+Checkerboard artefacts (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard Artifacts", 2016): a
+stride-2 transposed convolution whose kernel is not divisible by the stride (the original DCGAN code's
+5x5) paints some output pixels with more kernel taps than their neighbours, a grid pattern G must learn
+to cancel. G here uses 4x4 kernels at stride 2, as pytorch/examples does: every output pixel gets the
+same number of taps, so the uneven overlap is gone, though learned weights can still leave a faint
+pattern early in training. Resize-then-convolve removes it entirely at some cost in sharpness; it is
+not the paper's architecture, so it is left to a plugin of its own.
+
+Evaluation: FID/KID of ``eval.fid_samples`` samples with ``eval.fid_weights`` (docs/metrics.md), else
+the weight-free ``kid_pixels``; the lowest keeps ``checkpoints/best``.
 """
 
 from __future__ import annotations
