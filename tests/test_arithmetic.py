@@ -77,3 +77,16 @@ def test_a_click_on_the_numbered_grid_finds_its_cell():
     assert cell_at(66, 2, 10, 64, 64) is None  # the padding between cells
     assert cell_at(68 + 66, 68, 10, 64, 64) == 5 and cell_at(3, 3 * 66 + 3, 10, 64, 64) == 9
     assert cell_at(70, 3 * 66 + 3, 10, 64, 64) is None  # the empty place after the last cell
+
+
+def test_a_class_conditional_model_needs_one_label(tmp_path):
+    from tests.helpers.labels import tiny_cgan_checkpoint
+
+    ckpt = tiny_cgan_checkpoint(tmp_path / "cgan")
+    grid, out = tmp_path / "grid.png", tmp_path / "r.png"
+    common = ["-n", "8", "--seed", "1", "--device", "cpu"]
+    assert main(["sample", str(ckpt), "--numbered", "-o", str(grid), *common]) == 2  # no --label
+    assert main(["sample", str(ckpt), "--numbered", "--label", "dark", "-o", str(grid), *common]) == 0
+    assert main(["arithmetic", str(ckpt), "--expr", "0,1 - 2 + 3", "-o", str(out), *common]) == 2
+    assert main(["arithmetic", str(ckpt), "--label", "dark", "--expr", "0,1 - 2 + 3", "-o", str(out), *common]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["label"] == "dark"
