@@ -203,13 +203,18 @@ def distances(real: Tensor, fake: Tensor, seed: int = 0, subsets: int = 100) -> 
 
     if len(real) < 2 or len(fake) < 2:
         raise ConfigError(f"FID and KID need at least 2 images on each side, got {len(real)} real and {len(fake)}.")
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    # sync_on_compute off: gantk evaluates on one process (rank 0) while the others wait, and torchmetrics
+    # would otherwise gather states from every process of a data-parallel run and hang it
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     with warnings.catch_warnings():  # "will save all extracted features": they are held anyway
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(
-            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=min(1000, len(real), len(fake))
+            feature=_Precomputed(real.shape[1]),
+            subsets=subsets,
+            subset_size=min(1000, len(real), len(fake)),
+            sync_on_compute=False,
         )
     kid.update(real.double(), real=True)
     kid.update(fake.double(), real=False)

@@ -128,6 +128,10 @@ class DCGAN(GanPlugin):
 
     cfg: DCGANConfig
 
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__(cfg)
+        self.best_metric = samples.best_metric(cfg.eval)  # fid with the Inception weights, else kid_pixels
+
     def check_config(self) -> None:
         _blocks(self.cfg.data.image_size)
 
@@ -179,7 +183,3 @@ class DCGAN(GanPlugin):
 
     def metric_names(self) -> tuple[str, ...]:
         return samples.metric_names(self.cfg.eval)
-
-    @property
-    def best_metric(self) -> str:  # type: ignore[override]
-        return samples.best_metric(self.cfg.eval)

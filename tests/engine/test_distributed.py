@@ -174,6 +174,10 @@ def assert_no_process_left(job: subprocess.Popen, wait: float = 10) -> None:
 def test_resume_a_two_process_run_on_two_or_on_one_process(data, tmp_path):
     straight = tmp_path / "straight"
     check(gantk_train(data, straight, "--max-steps", "4"))
+    # DCGAN evaluates after its last step: rank 0 alone computes FID/KID (torchmetrics must not try to
+    # gather from the waiting rank, which hung the job) and shares the numbers
+    evals = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines() if "eval/kid_pixels" in x]
+    assert [e["step"] for e in evals] == [4] and (straight / "checkpoints" / "best").is_dir()
 
     halves = tmp_path / "halves"
     check(gantk_train(data, halves, "--max-steps", "2"))
