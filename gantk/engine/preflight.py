@@ -16,7 +16,10 @@ import difflib
 
 import torch
 
+from pathlib import Path
+
 from gantk import memory
+from gantk.config import EvalConfig
 from gantk.data.transforms import load_pipeline
 from gantk.errors import ConfigError
 from gantk.plugin import GanPlugin
@@ -35,6 +38,13 @@ def check_config(plugin: GanPlugin) -> None:
             f"config key 'train.augment.policy' asks for {', '.join(cfg.train.augment.policy)}, but plugin "
             f"'{cfg.plugin}' opts out of augmentation (its augment_network is empty: its losses need D to see "
             "images as they are). Leave train.augment.policy empty for it."
+        )
+    evaluation = getattr(cfg, "eval", None)
+    weights = evaluation.fid_weights if isinstance(evaluation, EvalConfig) else ""
+    if weights and cfg.train.eval_every and not Path(weights).is_file():  # not after eval_every steps of training
+        raise ConfigError(
+            f"config key 'eval.fid_weights' names {weights}, which is not a file; point it at the FID Inception "
+            "weights (pt_inception-2015-12-05-6726825d.pth, see docs/metrics.md) or leave it empty for kid_pixels."
         )
     best = cfg.train.best_metric
     reported = plugin.metric_names()

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gantk.config import EvalConfig
+from gantk.errors import PluginError
 from gantk.io.images import save_grid
 from gantk.metrics.fid import DistributionScores
 
@@ -68,7 +69,13 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
     ``real``: the reference images in [0, 1]; by default drawn from ``plugin.build_dataset(data.split)``.
     Writes the first 64 samples to ``ctx.out_dir/samples_XXXXXXXX.png`` (XXXXXXXX: the step).
     """
-    cfg: EvalConfig = plugin.cfg.eval
+    cfg = getattr(plugin.cfg, "eval", None)
+    if not isinstance(cfg, EvalConfig):
+        raise PluginError(
+            f"sample_metrics reads cfg.eval.fid_weights, fid_samples, fid_cache and seed; plugin "
+            f"'{plugin.cfg.plugin}' declares an eval section ({type(cfg).__name__}) that does not subclass "
+            "gantk.EvalConfig. Subclass it to keep those keys."
+        )
     if real is None:  # read once per plugin instance (a run), kept on it for the next evaluations
         if getattr(plugin, "_eval_real", None) is None:
             plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)

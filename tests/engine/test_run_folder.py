@@ -87,6 +87,16 @@ def test_a_best_metric_the_plugin_does_not_report_is_refused_before_training(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_missing_fid_weights_are_refused_before_training(tmp_path, image_folder):
+    from tests.helpers import tiny_dcgan
+
+    missing = tmp_path / "pt_inception.pth"
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 3}, eval={"fid_weights": str(missing)})
+    with pytest.raises(ConfigError, match=r"'eval.fid_weights' names .*pt_inception.pth, which is not a file"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()
+
+
 def test_pix2pix_with_nothing_held_out_trains_samples_and_skips_its_metrics(tmp_path):
     pairs = write_side_by_side(tmp_path / "pairs", n=8)
     with pytest.warns(UserWarning, match="no held-out pairs"):

@@ -59,3 +59,13 @@ def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights
     assert set(metrics) == {"fid", "kid", "kid_pixels"} == set(plugin.metric_names())
     assert metrics["fid"] > 0 and plugin.best_metric == "fid"
     assert len(list((tmp_path / "c").glob("inception-*.safetensors"))) == 1
+
+
+def test_a_plugin_whose_eval_section_is_not_an_eval_config_gets_a_clear_error(image_folder, tmp_path):
+    from types import SimpleNamespace
+
+    from gantk.errors import PluginError
+
+    plugin = SimpleNamespace(cfg=SimpleNamespace(plugin="mine", eval=SimpleNamespace(tile=3)))
+    with pytest.raises(PluginError, match="does not subclass gantk.EvalConfig"):
+        samples.sample_metrics(plugin, None, EvalContext(torch.device("cpu"), 0, tmp_path))
