@@ -13,10 +13,9 @@ memory, so even an absurd ``model.ngf=10**9`` is measured in microseconds instea
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 import torch
-
-from pathlib import Path
 
 from gantk import memory
 from gantk.config import EvalConfig
