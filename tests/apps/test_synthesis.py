@@ -183,6 +183,48 @@ def test_browser_click_through_one_generation(serve_script, tmp_path):
         shutil.copyfile(shot, target)
 
 
+@pytest.mark.skipif(
+    not browser_available(),
+    reason="no chromium here (apt-get install chromium); .ci/run installs it and sets GANTK_REQUIRE_BROWSER=1",
+)
+def test_browser_arithmetic_picks_cells_by_clicking(serve_script):
+    """In a real browser a click lands on the cell under the pointer, whatever size the grid is shown at."""
+    from playwright.sync_api import sync_playwright
+
+    url = serve_script("synthesis")
+    outside = []
+    with sync_playwright() as pw:
+        browser, page = open_page(pw, outside, height=1400)
+        page.goto(url)
+        page.get_by_role("tab", name="Arithmetic").click()
+        page.locator("#ar-count input[type=number]").fill("16")
+        page.locator("#ar-count input[type=number]").press("Enter")
+        page.locator("#show-grid").click()
+        image = page.locator("#numbered img")
+        image.wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#numbered img'); return i && i.naturalWidth > 0 }"
+        )
+        natural = image.evaluate("i => i.naturalWidth")
+        for index, expected in ((9, "9"), (2, "9,2")):  # 4 per row; cells of 64 px and 2 px apart
+            row, col = divmod(index, 4)
+            box = image.bounding_box()
+            scale = box["width"] / natural
+            image.click(position={"x": (2 + col * 66 + 32) * scale, "y": (2 + row * 66 + 32) * scale})
+            page.wait_for_function(
+                f"() => document.querySelector('#expr textarea').value === '{expected}'", timeout=30_000
+            )
+        page.locator("#plus").click()
+        page.locator("#expr textarea").press_sequentially("5")
+        page.locator("#compute").click()
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#result img'); return i && i.naturalWidth > 0 }", timeout=60_000
+        )
+        assert page.locator("#expr textarea").input_value() == "9,2 + 5"
+        browser.close()
+    assert outside == []
+
+
 def test_scratch_files_are_pruned_by_age_and_a_reused_one_is_kept(checkpoint):
     import time
 
