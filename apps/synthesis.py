@@ -214,9 +214,10 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
             )
             show.click(synth.numbered, [ar_label, ar_seed, ar_count], numbered, api_name="numbered")
             numbered.select(synth.pick, [expr, ar_count], expr, api_name=False)
-            plus.click(lambda e: f"{(e or '').rstrip()} + ", expr, expr, api_name=False)
-            minus.click(lambda e: f"{(e or '').rstrip()} - ", expr, expr, api_name=False)
-            clear.click(lambda: "", None, expr, api_name=False)
+            # in the browser alone: no round trip that could land after the user typed on
+            plus.click(None, expr, expr, js="(e) => (e || '').trimEnd() + ' + '", api_name=False)
+            minus.click(None, expr, expr, js="(e) => (e || '').trimEnd() + ' - '", api_name=False)
+            clear.click(None, None, expr, js="() => ''", api_name=False)
             compute.click(synth.arithmetic, [ar_label, ar_seed, ar_count, expr], result, api_name="arithmetic")
     return app.queue(**QUEUE)
 

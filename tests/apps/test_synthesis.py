@@ -215,6 +215,7 @@ def test_browser_arithmetic_picks_cells_by_clicking(serve_script):
                 f"() => document.querySelector('#expr textarea').value === '{expected}'", timeout=30_000
             )
         page.locator("#plus").click()
+        page.wait_for_function("() => document.querySelector('#expr textarea').value === '9,2 + '")
         page.locator("#expr textarea").press_sequentially("5")
         page.locator("#compute").click()
         page.wait_for_function(
