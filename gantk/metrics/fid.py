@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gantk.errors import CheckpointError, ConfigError
+from gantk.io.checkpoint import sha256
 from gantk.io.weights import read_state_dict
 
 log = logging.getLogger("gantk")
@@ -109,14 +110,6 @@ def to_uint8_rgb(images01: Tensor) -> Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gantk" / "fid"
@@ -130,7 +123,7 @@ class FeatureSpace:
     ) -> None:
         self.device = torch.device(device)
         if weights:
-            self.name = f"inception-{file_digest(weights)[:16]}"
+            self.name = f"inception-{sha256(Path(weights))[:16]}"
             self.net: nn.Module = load_fid_inception(weights).to(self.device)
         else:
             self.name = "pixels16"
@@ -237,9 +230,6 @@ class DistributionScores:
         self.seed = seed
         self.pixels = FeatureSpace("", device, cache_dir)
         self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
-
-    def names(self) -> tuple[str, ...]:
-        return ("fid", "kid", "kid_pixels") if self.inception else ("kid_pixels",)
 
     def __call__(self, fake01: Tensor, real: Tensor) -> dict[str, float]:
         """Scores of ``fake01`` against ``real`` (both images in [0, 1])."""
