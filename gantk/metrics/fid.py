@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from gantk.errors import CheckpointError, ConfigError
 from gantk.io.checkpoint import sha256
+from gantk.io.images import to_uint8
 from gantk.io.weights import read_state_dict
 
 log = logging.getLogger("gantk")
@@ -104,9 +105,9 @@ class _Precomputed(nn.Module):
         return features
 
 
-def to_uint8_rgb(images01: Tensor) -> Tensor:
-    """Images in [0, 1] as the uint8 RGB the FID network reads (grey repeated), as if saved as PNGs."""
-    x = (images01.clamp(0, 1) * 255).round().to(torch.uint8)
+def uint8_rgb(images: Tensor) -> Tensor:
+    """Images in [-1, 1] as the uint8 RGB the FID network reads (grey repeated), as if saved as PNGs."""
+    x = to_uint8(images)
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
@@ -132,27 +133,27 @@ class FeatureSpace:
         self._memory: dict[str, Tensor] = {}
 
     @torch.no_grad()
-    def features(self, images01: Tensor, batch: int = 64) -> Tensor:
-        """N x D float64 features (on the CPU) of images in [0, 1]."""
+    def features(self, images: Tensor, batch: int = 64) -> Tensor:
+        """N x D float64 features (on the CPU) of images in [-1, 1]."""
         out = []
-        for start in range(0, len(images01), batch):
-            x = to_uint8_rgb(images01[start : start + batch]).to(self.device)
+        for start in range(0, len(images), batch):
+            x = uint8_rgb(images[start : start + batch]).to(self.device)
             out.append(self.net(x).double().cpu())
         return torch.cat(out)
 
-    def reference(self, images01: Tensor) -> Tensor:
+    def reference(self, images: Tensor) -> Tensor:
         """Features of real images, from the cache when these exact images were seen with this network."""
         digest = hashlib.sha256(self.name.encode())
-        digest.update(str(tuple(images01.shape)).encode())
-        digest.update(to_uint8_rgb(images01).contiguous().numpy().tobytes())
+        digest.update(str(tuple(images.shape)).encode())
+        digest.update(uint8_rgb(images).contiguous().numpy().tobytes())
         key = digest.hexdigest()[:32]
         if key in self._memory:
             return self._memory[key]
         path = self.cache_dir / f"{self.name}-{key}.safetensors"
         feats = _read_cache(path)
         if feats is None:
-            log.info("computing reference features of %d real images (cached in %s)", len(images01), path)
-            feats = self.features(images01)
+            log.info("computing reference features of %d real images (cached in %s)", len(images), path)
+            feats = self.features(images)
             _write_cache(path, feats)
         self._memory[key] = feats
         return feats
@@ -231,10 +232,10 @@ class DistributionScores:
         self.pixels = FeatureSpace("", device, cache_dir)
         self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
 
-    def __call__(self, fake01: Tensor, real: Tensor) -> dict[str, float]:
-        """Scores of ``fake01`` against ``real`` (both images in [0, 1])."""
-        out = {"kid_pixels": distances(self.pixels.reference(real), self.pixels.features(fake01), self.seed)["kid"]}
+    def __call__(self, fake: Tensor, real: Tensor) -> dict[str, float]:
+        """Scores of ``fake`` against ``real`` (both images in [-1, 1])."""
+        out = {"kid_pixels": distances(self.pixels.reference(real), self.pixels.features(fake), self.seed)["kid"]}
         if self.inception is not None:
-            d = distances(self.inception.reference(real), self.inception.features(fake01), self.seed)
+            d = distances(self.inception.reference(real), self.inception.features(fake), self.seed)
             out.update(fid=d["fid"], kid=d["kid"])
         return out

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from gantk.config import EvalConfig
 from gantk.errors import PluginError
-from gantk.io.images import save_grid
+from gantk.io.images import from_uint8, save_grid
 from gantk.metrics.fid import DistributionScores
 
 NO_WEIGHTS = (
@@ -45,28 +45,28 @@ def _scores(weights: str, device: str, cache: str, seed: int) -> DistributionSco
 
 
 def real_images(dataset: torch.utils.data.Dataset, n: int, seed: int, key: str = "image") -> Tensor:
-    """``n`` real images in [0, 1] (all when there are fewer), a fixed random subset for ``seed``."""
+    """``n`` real images in [-1, 1] (all when there are fewer), a fixed random subset for ``seed``."""
     count = len(dataset)  # type: ignore[arg-type]
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[: min(n, count)]
     images = torch.stack([dataset[int(i)][key] for i in order.sort().values])
-    return images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() * 0.5 + 0.5).clamp(0, 1)
+    return from_uint8(images) if images.dtype == torch.uint8 else images.float()
 
 
 @torch.no_grad()
 def generated_images(plugin, G: nn.Module, n: int, seed: int, device: torch.device, chunk: int = 250) -> Tensor:
-    """``n`` samples in [0, 1] on the CPU, from ``sample_inputs`` drawn with ``seed``."""
+    """``n`` samples in [-1, 1] on the CPU, from ``sample_inputs`` drawn with ``seed``."""
     inputs = plugin.sample_inputs(n, torch.Generator().manual_seed(seed))
     out = []
     for start in range(0, n, chunk):
         part = {k: v[start : start + chunk].to(device) for k, v in inputs.items()}
-        out.append((plugin.generate(G, part).float().cpu() * 0.5 + 0.5).clamp(0, 1))
+        out.append(plugin.generate(G, part).float().cpu())
     return torch.cat(out)
 
 
 def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dict[str, float]:
     """FID and KID (with ``eval.fid_weights``) and the pixel KID of ``eval.fid_samples`` samples.
 
-    ``real``: the reference images in [0, 1]; by default drawn from ``plugin.build_dataset(data.split)``.
+    ``real``: the reference images in [-1, 1]; by default drawn from ``plugin.build_dataset(data.split)``.
     Writes the first 64 samples to ``ctx.out_dir/samples_XXXXXXXX.png`` (XXXXXXXX: the step).
     """
     cfg = getattr(plugin.cfg, "eval", None)
@@ -81,5 +81,5 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
             plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)
         real = plugin._eval_real
     fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
-    save_grid(fake[:64] * 2 - 1, Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
+    save_grid(fake[:64], Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
     return _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)(fake, real)

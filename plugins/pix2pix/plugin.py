@@ -300,11 +300,11 @@ class Pix2Pix(GanPlugin):
             "psnr": psnr.mean().item(),
             "ssim": kornia.metrics.ssim(out01, tgt01, 11).mean().item(),
         }
-        metrics.update(self._distribution_scores(out01, tgt01, ctx.device))
+        metrics.update(self._distribution_scores(out, targets, ctx.device))
         write_report(ctx, inputs, out, targets, metrics)
         return metrics
 
-    def _distribution_scores(self, fake01: torch.Tensor, real01: torch.Tensor, device: torch.device) -> dict:
+    def _distribution_scores(self, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> dict:
         """FID and KID of the held-out outputs against their targets (gantk.metrics, as every plugin's)."""
         if not self.cfg.eval.fid_weights:
             if not self._fid_warned:
@@ -321,7 +321,7 @@ class Pix2Pix(GanPlugin):
             self._fid = FeatureSpace(self.cfg.eval.fid_weights, device)
         from gantk.metrics import distances
 
-        d = distances(self._fid.features(real01), self._fid.features(fake01))
+        d = distances(self._fid.features(real), self._fid.features(fake))
         return {"fid": d["fid"], "kid": d["kid"]}
 
 

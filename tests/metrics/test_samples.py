@@ -12,9 +12,9 @@ from tests.helpers import tiny_dcgan
 class Replay(nn.Module):
     """A 'generator' that returns given images whatever its z: scores then measure only the images."""
 
-    def __init__(self, images01: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor) -> None:
         super().__init__()
-        self.images = images01 * 2 - 1
+        self.images = images
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.images[torch.arange(len(z)) % len(self.images)]
@@ -29,7 +29,7 @@ def _plugin(folder, **eval_):
 def test_real_images_are_a_seeded_subset_in_unit_range(image_folder):
     plugin = _plugin(image_folder)
     real = samples.real_images(plugin.build_dataset(), 16, seed=0)
-    assert real.shape == (16, 3, 16, 16) and 0 <= real.min() and real.max() <= 1
+    assert real.shape == (16, 3, 16, 16) and -1 <= real.min() and real.max() <= 1
     assert torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=0))
     assert not torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=1))
     assert len(samples.real_images(plugin.build_dataset(), 1000, seed=0)) == 32  # all of a smaller dataset
@@ -38,7 +38,7 @@ def test_real_images_are_a_seeded_subset_in_unit_range(image_folder):
 def test_without_weights_it_warns_and_reports_kid_pixels(image_folder, tmp_path):
     plugin = _plugin(image_folder, fid_samples=64, fid_cache=str(tmp_path / "cache"))
     levels = torch.rand(64, 1, 1, 1, generator=torch.Generator().manual_seed(0))
-    real = levels * torch.linspace(0.2, 1, 16).view(1, 1, 1, 16).expand(64, 3, 16, 16)  # shaded, varied greys
+    real = levels * torch.linspace(0.2, 1, 16).view(1, 1, 1, 16).expand(64, 3, 16, 16) * 2 - 1  # shaded greys
     ctx = EvalContext(torch.device("cpu"), 7, tmp_path / "eval")
     samples._scores.cache_clear()
     with pytest.warns(UserWarning, match="FID and KID skipped: no eval.fid_weights"):
