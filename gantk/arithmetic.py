@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from gantk.errors import GantkError
 from gantk.io.images import pil_image
+from gantk.plugin import generate_in_chunks
 
 JITTER = 0.25  # the paper's uniform noise scale for the variations of the result
 
@@ -118,8 +119,7 @@ def arithmetic(
 
     def render(latents: Tensor) -> Tensor:
         rest = {k: v[:1].expand(len(latents), *v.shape[1:]) for k, v in inputs.items() if k != key}
-        batch = {key: latents, **rest}
-        return plugin.generate(G, {k: v.to(device) for k, v in batch.items()}).float().cpu()
+        return generate_in_chunks(plugin, G, {key: latents, **rest}, device)
 
     exemplars = [render(z[list(g.indices)]) for g in groups]
     return ArithmeticResult(groups, exemplars, render(means), render(zs), result)

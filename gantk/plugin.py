@@ -362,6 +362,20 @@ class GanPlugin:
         return task in cls.tasks
 
 
+@torch.no_grad()
+def generate_in_chunks(
+    plugin: GanPlugin, G: nn.Module, inputs: dict[str, Tensor], device: str | torch.device, chunk: int = 256
+) -> Tensor:
+    """``plugin.generate`` over inputs drawn on the CPU, ``chunk`` at a time on ``device``; float images in
+    [-1, 1] back on the CPU. What sampling, evaluation and the apps run a generator through."""
+    n = len(next(iter(inputs.values())))
+    out = [
+        plugin.generate(G, {k: v[i : i + chunk].to(device) for k, v in inputs.items()}).float().cpu()
+        for i in range(0, n, chunk)
+    ]
+    return torch.cat(out)
+
+
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     """Spherical interpolation between two batches of one vector each (shape ``(1, ...)``)."""
     fa, fb = a.flatten(1), b.flatten(1)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gantk.errors import GantkError
+from gantk.plugin import generate_in_chunks
 
 
 @torch.no_grad()
@@ -20,7 +21,7 @@ def sample(
 ) -> torch.Tensor:
     """``n`` images in [-1, 1]; the same seed gives the same images."""
     inputs = sample_inputs_for(plugin, n, torch.Generator().manual_seed(seed), **conditions)
-    return _generate(plugin, G, inputs, device)
+    return generate_in_chunks(plugin, G, inputs, device)
 
 
 @torch.no_grad()
@@ -42,7 +43,7 @@ def sample_per_class(
             g.manual_seed(seed)
         rows.append(sample_inputs_for(plugin, per_class, g, label=k))
     inputs = {key: torch.cat([r[key] for r in rows]) for key in rows[0]}
-    return _generate(plugin, G, inputs, device)
+    return generate_in_chunks(plugin, G, inputs, device)
 
 
 def sample_inputs_for(plugin, n: int, generator: torch.Generator, **conditions: Any) -> dict[str, torch.Tensor]:
@@ -51,15 +52,6 @@ def sample_inputs_for(plugin, n: int, generator: torch.Generator, **conditions: 
         return plugin.sample_inputs(n, generator, **conditions)
     except NotImplementedError as exc:
         raise GantkError(f"{exc}; this plugin's generator needs an input (see its README).") from None
-
-
-def _generate(plugin, G: nn.Module, inputs: dict[str, torch.Tensor], device, chunk: int = 256) -> torch.Tensor:
-    n = len(next(iter(inputs.values())))
-    out = [
-        plugin.generate(G, {k: v[i : i + chunk].to(device) for k, v in inputs.items()}).float().cpu()
-        for i in range(0, n, chunk)
-    ]
-    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -80,7 +72,7 @@ def interpolate(
             cond["label"] = w % len(classes)
         a = sample_inputs_for(plugin, 1, g, **cond)
         b = sample_inputs_for(plugin, 1, g, **cond)
-        rows.append(_generate(plugin, G, plugin.interpolate(a, b, t), device))
+        rows.append(generate_in_chunks(plugin, G, plugin.interpolate(a, b, t), device))
     return torch.cat(rows)
 
 
@@ -95,4 +87,4 @@ def walk_between_seeds(
     """
     a = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_a), **conditions)
     b = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_b), **conditions)
-    return _generate(plugin, G, plugin.interpolate(a, b, torch.linspace(0, 1, steps)), device)
+    return generate_in_chunks(plugin, G, plugin.interpolate(a, b, torch.linspace(0, 1, steps)), device)

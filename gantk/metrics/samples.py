@@ -19,6 +19,7 @@ from gantk.config import EvalConfig
 from gantk.errors import PluginError
 from gantk.io.images import from_uint8, save_grid
 from gantk.metrics.fid import DistributionScores
+from gantk.plugin import generate_in_chunks
 
 NO_WEIGHTS = (
     "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, "
@@ -52,15 +53,9 @@ def real_images(dataset: torch.utils.data.Dataset, n: int, seed: int, key: str =
     return from_uint8(images) if images.dtype == torch.uint8 else images.float()
 
 
-@torch.no_grad()
-def generated_images(plugin, G: nn.Module, n: int, seed: int, device: torch.device, chunk: int = 250) -> Tensor:
+def generated_images(plugin, G: nn.Module, n: int, seed: int, device: torch.device) -> Tensor:
     """``n`` samples in [-1, 1] on the CPU, from ``sample_inputs`` drawn with ``seed``."""
-    inputs = plugin.sample_inputs(n, torch.Generator().manual_seed(seed))
-    out = []
-    for start in range(0, n, chunk):
-        part = {k: v[start : start + chunk].to(device) for k, v in inputs.items()}
-        out.append(plugin.generate(G, part).float().cpu())
-    return torch.cat(out)
+    return generate_in_chunks(plugin, G, plugin.sample_inputs(n, torch.Generator().manual_seed(seed)), device)
 
 
 def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dict[str, float]:
