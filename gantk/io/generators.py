@@ -77,19 +77,26 @@ def load_generator(
     meta = ckpt.read_meta(folder)
     instance = load_plugin_from_meta(meta, folder, plugin, overrides)
     gen_name = meta.get("generator", instance.generator)
+    asked = f"{folder / ckpt.CONFIG} names generator '{gen_name}'"
+    return instance, _build_one(
+        instance, folder, gen_name, ckpt.generator_weights(folder, gen_name, use_ema), device, asked
+    )
+
+
+def _build_one(
+    instance: GanPlugin, folder: Path, name: str, weights: Path, device: str | torch.device, asked: str
+) -> nn.Module:
+    """Network ``name`` of the plugin, sized and checked before it is built, with ``weights`` loaded;
+    ``asked`` says who wanted ``name``, for the error when the plugin builds no such network."""
     try:
-        memory.check_fits(instance, torch.device(device), only=gen_name)  # a config.json asking for absurd widths
+        memory.check_fits(instance, torch.device(device), only=name)  # a config.json asking for absurd widths
     except GantkError as exc:
         raise CheckpointError(f"checkpoint {folder}: {exc}") from None
     nets = instance.build_networks()
-    if gen_name not in nets:
-        raise CheckpointError(
-            f"{folder / ckpt.CONFIG} names generator '{gen_name}', but plugin '{instance.cfg.plugin}' builds only "
-            f"{', '.join(sorted(nets))}."
-        )
-    G: nn.Module = nets[gen_name]
-    ckpt.load_weights(G, ckpt.generator_weights(folder, gen_name, use_ema))
-    return instance, G.to(device).eval()
+    if name not in nets:
+        raise CheckpointError(f"{asked}, but plugin '{instance.cfg.plugin}' builds only {', '.join(sorted(nets))}.")
+    ckpt.load_weights(nets[name], weights)
+    return nets[name].to(device).eval()
 
 
 def load_network(
@@ -108,12 +115,4 @@ def load_network(
             f"{folder} holds no {name} network ({weights.name} is missing); an exported generator-only folder "
             f"has none, so give the training run or one of its checkpoints/ folders."
         )
-    try:
-        memory.check_fits(instance, torch.device(device), only=name)
-    except GantkError as exc:
-        raise CheckpointError(f"checkpoint {folder}: {exc}") from None
-    nets = instance.build_networks()
-    if name not in nets:
-        raise CheckpointError(f"plugin '{instance.cfg.plugin}' builds no network '{name}' (it builds {sorted(nets)}).")
-    ckpt.load_weights(nets[name], weights)
-    return instance, nets[name].to(device).eval()
+    return instance, _build_one(instance, folder, name, weights, device, f"network '{name}' was asked for")
