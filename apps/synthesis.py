@@ -84,24 +84,22 @@ class Synthesizer:
 
     def walk(self, label: str, seed_a, seed_b, steps):
         """z moves from ``seed_a``'s code to ``seed_b``'s in ``steps`` images (in one class, if any)."""
-        y = self._label(label)
-        if y is None and self.classes:
-            raise gr.Error("a latent walk keeps one class fixed: pick a class, not 'every class'.")
+        conditions = self._one_class(label, "a latent walk keeps one class fixed")
         a, b = self._int(seed_a, "seed A", 0, MAX_SEED), self._int(seed_b, "seed B", 0, MAX_SEED)
         steps = self._int(steps, "steps", 2, MAX_WALK_STEPS)
-        conditions = {} if y is None else {"label": y}
         images = walk_between_seeds(self.plugin, self.G, a, b, steps, self.device, **conditions)
         return self.files.save_png(grid_image(images, nrow=steps, min_width=DISPLAY_WIDTH))
 
-    def _one_class(self, label: str) -> dict:
+    def _one_class(self, label: str, why: str) -> dict:
+        """The conditions of a view that keeps one class (none for an unconditional model)."""
         y = self._label(label)
         if y is None and self.classes:
-            raise gr.Error("arithmetic moves z within one class: pick a class, not 'every class'.")
+            raise gr.Error(f"{why}: pick a class, not 'every class'.")
         return {} if y is None else {"label": y}
 
     def numbered(self, label: str, seed, count):
         """The grid the arithmetic picks from: ``count`` samples of ``seed``, each cell showing its index."""
-        conditions = self._one_class(label)
+        conditions = self._one_class(label, "arithmetic moves z within one class")
         n = self._int(count, "grid size", 2, MAX_IMAGES)
         seed = self._int(seed, "seed", 0, MAX_SEED)
         images = sample(self.plugin, self.G, n, seed, self.device, **conditions)
@@ -119,7 +117,7 @@ class Synthesizer:
 
     def arithmetic(self, label: str, seed, count, expr: str):
         """The figure of ``gantk arithmetic``: groups averaged and combined, the result and its variations."""
-        conditions = self._one_class(label)
+        conditions = self._one_class(label, "arithmetic moves z within one class")
         n = self._int(count, "grid size", 2, MAX_IMAGES)
         seed = self._int(seed, "seed", 0, MAX_SEED)
         if not isinstance(expr, str) or len(expr) > MAX_EXPRESSION:
