@@ -51,8 +51,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> None:
-    """What every command that loads a trained generator takes (``device``: it also runs the generator)."""
+def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True, direction: bool = True) -> None:
+    """What every command that loads a trained generator takes (``device``: it also runs the generator;
+    ``direction``: it uses one generator of a plugin that has one per direction)."""
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
     p.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the newest")
     p.add_argument(
@@ -62,6 +63,13 @@ def _add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> Non
         "gantk never imports code from a path that a checkpoint names (default: the recorded built-in or "
         "installed plugin)",
     )
+    if direction:
+        p.add_argument(
+            "--direction",
+            metavar="NAME",
+            help="for a model with one generator per direction (CycleGAN: AtoB, BtoA), the one to use "
+            "(default: the plugin's main generator, AtoB for CycleGAN)",
+        )
     if device:
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
@@ -90,6 +98,12 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--label",
         help="class-conditional models: draw only this class (name or index); default: one row per class",
+    )
+    p.add_argument(
+        "--traverse",
+        metavar="CODE",
+        help="models with named latent codes (InfoGAN: c1, c2, ...): vary CODE along each row, -n values "
+        "(default 10), everything else fixed",
     )
     p.add_argument(
         "--numbered",
@@ -168,9 +182,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="run a plugin's evaluation on a checkpoint and print the metrics",
         description="Evaluate a checkpoint the way training does (the plugin's evaluate()), with the "
-        "checkpoint's own config; --set changes eval keys such as eval.classifier=DIR.",
+        "checkpoint's own config; --set changes eval keys such as eval.classifier=DIR. A model with one "
+        "generator per direction (CycleGAN) is evaluated in every direction its checkpoint holds.",
     )
-    _add_checkpoint_args(p)
+    _add_checkpoint_args(p, direction=False)
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("-o", "--output", required=True, help="folder for the reports and metrics.json")
@@ -425,7 +440,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine.logger import console
     from gantk.io.generators import load_generator
     from gantk.io.images import save_each, save_grid
-    from gantk.sampling import interpolate, sample, sample_per_class
+    from gantk.sampling import interpolate, sample, sample_per_class, traverse
 
     check_range("--interpolate", args.interpolate, 2, MAX_WALK_STEPS)
     check_range("-n", args.n, 1, MAX_SAMPLES if args.interpolate is None else MAX_SAMPLES // args.interpolate)
@@ -436,7 +451,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GantkError("--numbered draws one grid of samples: give -o FILE.png and no --interpolate.")
     device = select_device(args.device)
     plugin, G = load_generator(
-        args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last", plugin=args.plugin
+        args.checkpoint,
+        device,
+        use_ema=not args.no_ema,
+        which="best" if args.best else "last",
+        plugin=args.plugin,
+        direction=args.direction,
     )
     classes = plugin.class_names()
     if args.label is not None and not classes:
@@ -444,7 +464,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     conditions = {"label": args.label} if args.label is not None else {}
     if args.numbered:
         return _numbered_sample(args, plugin, G, device, conditions, out)
-    if args.interpolate is not None:
+    if args.traverse is not None:
+        if args.interpolate is not None or conditions:
+            raise GantkError("--traverse draws its own grid: give it without --interpolate and --label.")
+        check_range("-n (values along a row)", args.n, 2, 100)
+        images, nrow = traverse(plugin, G, args.traverse, args.n or 10, args.seed, device)
+    elif args.interpolate is not None:
         images = interpolate(plugin, G, args.n or 8, args.interpolate, args.seed, device, **conditions)
         nrow = args.interpolate
     elif classes and args.label is None:  # one row per class, -n images each (default 8)
@@ -519,7 +544,12 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     check_output(out, folder=False)
     device = select_device(args.device)
     plugin, G = load_generator(
-        args.checkpoint, device, use_ema=not args.no_ema, which="best" if args.best else "last", plugin=args.plugin
+        args.checkpoint,
+        device,
+        use_ema=not args.no_ema,
+        which="best" if args.best else "last",
+        plugin=args.plugin,
+        direction=args.direction,
     )
     if plugin.class_names() and args.label is None:
         raise GantkError(
@@ -588,7 +618,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format != "safetensors":
         from gantk.deploy import export_model
 
-        info = export_model(Path(args.checkpoint), Path(args.output), args.format, which, not args.no_ema, args.plugin)
+        info = export_model(
+            Path(args.checkpoint), Path(args.output), args.format, which, not args.no_ema, args.plugin, args.direction
+        )
         inputs = ", ".join(f"{i['name']} {i['dtype']} {i['example_shape']}" for i in info["inputs"])
         worst = max(info["parity"]["max_abs_diff"].values())
         console.print(
@@ -598,7 +630,15 @@ def cmd_export(args: argparse.Namespace) -> int:
             highlight=False,
         )
         return 0
-    folder = ckpt.export_generator(Path(args.checkpoint), Path(args.output), which, use_ema=not args.no_ema)
+    network = None
+    if args.direction:  # the plugin says which network serves it (an unknown direction is refused there)
+        from gantk.io.generators import load_plugin_from_meta
+
+        source = ckpt.find_checkpoint(Path(args.checkpoint), which)
+        network = load_plugin_from_meta(ckpt.read_meta(source), source, args.plugin).network_for(args.direction)
+    folder = ckpt.export_generator(
+        Path(args.checkpoint), Path(args.output), which, use_ema=not args.no_ema, network=network
+    )
     size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
     console.print(f"exported the generator to {folder} ({size:.1f} MB)", highlight=False)
     return 0
@@ -612,7 +652,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gantk.engine import select_device
     from gantk.engine.logger import console
     from gantk.io import checkpoint as ckpt
-    from gantk.io.generators import load_generator
+    from gantk.io.generators import load_generators
     from gantk.plugin import EvalContext
 
     out = Path(args.output)
@@ -625,12 +665,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     device = select_device(args.device)
     which = "best" if args.best else "last"
-    plugin, G = load_generator(
+    plugin, nets = load_generators(
         args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin, overrides=args.overrides
     )
     step = int(ckpt.read_meta(ckpt.find_checkpoint(Path(args.checkpoint), which)).get("step") or 0)
     with torch.no_grad():
-        metrics = plugin.evaluate({plugin.generator: G}, EvalContext(device, step, out / "eval"))
+        metrics = plugin.evaluate(nets, EvalContext(device, step, out / "eval"))
     if not metrics:
         raise GantkError(f"the {plugin.name} plugin defines no evaluation metrics.")
     out.mkdir(parents=True, exist_ok=True)
@@ -675,7 +715,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.io.images import from_uint8, save_image_file
 
     device = select_device(args.device)
-    plugin, G = load_generator(args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin)
+    plugin, G = load_generator(
+        args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin, direction=args.direction
+    )
     pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
     if not plugin.serves("translate"):
         raise GantkError(

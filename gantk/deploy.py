@@ -91,15 +91,23 @@ def _run_exported(fmt: str, path: Path, inputs: dict[str, torch.Tensor]) -> torc
 
 
 def export_model(
-    source: Path, dest: Path, fmt: str, which: str = "last", use_ema: bool = True, plugin_ref: str | None = None
+    source: Path,
+    dest: Path,
+    fmt: str,
+    which: str = "last",
+    use_ema: bool = True,
+    plugin_ref: str | None = None,
+    direction: str | None = None,
 ) -> dict[str, Any]:
-    """Export the generator of checkpoint ``source`` as ``fmt`` into the new folder ``dest``; returns export.json."""
+    """Export the generator of checkpoint ``source`` (the one serving ``direction``, for a plugin with one
+    per direction) as ``fmt`` into the new folder ``dest``; returns export.json."""
     if fmt not in MODEL_FILES:
         raise GantkError(f"--format {fmt!r} is not one gantk exports to; choose one of {', '.join(FORMATS)}.")
     if dest.exists():
         raise GantkError(f"-o {dest} exists; an export writes a new folder. Choose another path.")
     folder = ckpt.find_checkpoint(source, which)
-    plugin, G = load_generator(folder, "cpu", use_ema=use_ema, plugin=plugin_ref)
+    plugin, G = load_generator(folder, "cpu", use_ema=use_ema, plugin=plugin_ref, direction=direction)
+    network = plugin.network_for(direction) if direction else ckpt.read_meta(folder).get("generator", plugin.generator)
     if getattr(getattr(plugin.cfg, "eval", None), "test_mode", "eval") == "train":
         raise GantkError(
             f"{folder} asks for test-time dropout and batch statistics (eval.test_mode: train); an exported graph "
@@ -146,7 +154,9 @@ def export_model(
             "format": fmt,
             "model": path.name,
             "from": str(folder),
-            "ema": ckpt.generator_weights(folder, plugin.generator, use_ema).name.endswith("_ema.safetensors"),
+            "ema": ckpt.generator_weights(folder, network, use_ema).name.endswith("_ema.safetensors"),
+            "generator": network,
+            **({"direction": direction} if direction else {}),
             "inputs": [
                 {"name": n, "dtype": str(t.dtype).removeprefix("torch."), "example_shape": list(t.shape)}
                 for n, t in inputs.items()
@@ -156,7 +166,8 @@ def export_model(
             "mode": "eval (batch norm running statistics, no dropout)",
             "parity": {"tolerance": TOLERANCE, "max_abs_diff": diffs, "runtime": _runtime(fmt)},
         }
-        shutil.copy2(folder / ckpt.CONFIG, tmp / ckpt.CONFIG)
+        meta = json.loads((folder / ckpt.CONFIG).read_text(encoding="utf-8"))
+        (tmp / ckpt.CONFIG).write_text(json.dumps({**meta, "generator": network}, indent=2), encoding="utf-8")
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         os.replace(tmp, dest)
     except BaseException:

@@ -30,10 +30,11 @@ def network_bytes(plugin: GanPlugin) -> dict[str, int] | None:
         raise  # the plugin's own refusal of the config: clear already
     except Exception:  # noqa: BLE001 - a plugin that needs real tensors to build; measured when built
         return None
-    return {name: _module_bytes(net) for name, net in nets.items()}
+    return {name: module_bytes(net) for name, net in nets.items()}
 
 
-def _module_bytes(module: nn.Module) -> int:
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of ``module``'s parameters and buffers (real or on the meta device)."""
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
 

@@ -6,14 +6,19 @@ contains a training loop; :class:`gantk.engine.Trainer` owns the loop, devices, 
 checkpoints, logging and sampling for every plugin alike.
 
 One training **step** is one pass over the current :class:`Phase`'s updates, on one batch that all of
-them share (pix2pix's D and G see the same pair). Each :class:`Update` steps one network's optimizer on
-the sum of the loss terms its ``loss`` function returns, ``repeat`` times; every repeat after the first
-draws a fresh batch (WGAN's critic steps). That carries the rhythms gantk needs without engine changes::
+them share (pix2pix's D and G see the same pair). Each :class:`Update` steps one optimizer on the sum of
+the loss terms its ``loss`` function returns, ``repeat`` times; every repeat after the first draws a
+fresh batch (WGAN's critic steps). One optimizer may step several networks together (contract 2).
+That carries the rhythms gantk needs without engine changes::
 
     DCGAN      Phase("gan", [Update("D", d_loss), Update("G", g_loss, freeze=("D",))])
                (the same as Phase.alternating(d_loss, g_loss))
     WGAN-GP    Phase.alternating(critic_loss, g_loss, d_repeat=5)
     SRGAN      Phase("srresnet", [Update("G", pixel_loss)], steps=N), Phase("srgan", [...D..., ...G...])
+    CycleGAN   Phase("gan", [Update(("G_AB", "G_BA"), g_loss, freeze=("D_A", "D_B"), optimizer="G"),
+                             Update(("D_A", "D_B"), d_loss, optimizer="D")])
+    InfoGAN    Phase("gan", [Update("D", d_loss), Update(("G", "Q"), g_and_info_loss, freeze=("D",),
+                                                          optimizer="G")])
 
 Extra generator losses (pix2pix L1, SRGAN content loss) are extra terms in the returned dict; conditional
 inputs (labels, paired images) are extra keys in the batch.
@@ -31,9 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from gantk.config import Config
+from gantk.errors import ConfigError
 
-#: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error
-CONTRACT_VERSION = 1
+#: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error.
+#: 2 added updates over several networks (``Update(("G_AB", "G_BA"), ..., optimizer="G")``), named
+#: generators per direction (``GanPlugin.directions``) and frozen auxiliary modules (``build_aux``);
+#: a version-1 plugin uses none of them and loads unchanged
+CONTRACT_VERSION = 2
 
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
 #: a larger image from a smaller one
@@ -76,6 +85,8 @@ class StepContext:
     # meter that ``log`` adds to
     augment: Any = None
     meter: Any = None
+    # the plugin's frozen auxiliary modules (:meth:`GanPlugin.build_aux`), on the device in eval mode
+    aux: dict[str, nn.Module] = field(default_factory=dict)
 
     def observe_real(self, logits: Tensor) -> None:
         """Report D's logits on real images (in the D update). ADA (``train.augment.adaptive``) raises its
@@ -133,18 +144,33 @@ LossFn = Callable[[Batch, StepContext], Losses]
 
 @dataclass(frozen=True)
 class Update:
-    """One optimizer step of one network inside a training step.
+    """One optimizer step inside a training step, over one network or several stepped together.
 
+    ``network`` is a network's name, or a tuple of names whose parameters one optimizer steps together
+    (CycleGAN's two generators; InfoGAN's G and its Q head). ``optimizer`` names that optimizer: its
+    config section is ``optim.<optimizer>``, its loss terms are logged as ``<optimizer>/<term>``. It
+    defaults to the network's name, and must be given for a tuple. A network belongs to one optimizer.
     ``loss`` returns named loss terms; the engine minimises their sum and logs each term.
     ``repeat`` runs the update several times per step; repeats after the first take fresh batches.
     ``freeze`` names networks whose weight gradients this update does not need (D during a G update);
     they are held at ``requires_grad=False`` while the loss runs, which saves their backward pass.
     """
 
-    network: str
+    network: str | tuple[str, ...]
     loss: LossFn
     repeat: int = 1
     freeze: tuple[str, ...] = ()
+    optimizer: str = ""
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """The networks this update's optimizer steps."""
+        return (self.network,) if isinstance(self.network, str) else tuple(self.network)
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimizer's name: ``optim.<name>`` in the config, ``<name>/<term>`` in the log."""
+        return self.optimizer or (self.network if isinstance(self.network, str) else "+".join(self.network))
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,11 @@ class Phase:
     updates: tuple[Update, ...]
     steps: int | None = None
     keep_best: bool = True
+
+    @property
+    def trained(self) -> set[str]:
+        """The networks some update of this phase steps."""
+        return {n for u in self.updates for n in u.networks}
 
     @classmethod
     def alternating(
@@ -203,8 +234,12 @@ class GanPlugin:
     contract: ClassVar[int] = CONTRACT_VERSION
     #: the typed config this plugin reads; subclass :class:`gantk.Config` to add sections
     config_class: ClassVar[type[Config]] = Config
-    #: the network that generates images: sampled from, averaged by EMA
+    #: the network that generates images: sampled from, averaged by EMA, exported by default
     generator: ClassVar[str] = "G"
+    #: contract 2: for a plugin with one generator per direction or task, which network serves which
+    #: (CycleGAN: ``{"AtoB": "G_AB", "BtoA": "G_BA"}``); ``gantk translate --direction``, ``sample`` and
+    #: ``export`` pick one by its key, and EMA averages each of them. Empty: ``generator`` serves alone
+    directions: ClassVar[dict[str, str]] = {}
     #: evaluation metric used to keep the best checkpoint, and whether lower is better
     best_metric: ClassVar[str] = ""
     best_mode: ClassVar[str] = "min"
@@ -272,6 +307,17 @@ class GanPlugin:
         """The training rhythm: one or more phases of updates."""
         raise NotImplementedError
 
+    def build_aux(self) -> dict[str, nn.Module]:
+        """Frozen auxiliary modules the losses use (SRGAN's VGG feature network), keyed by name.
+
+        The engine builds them once per run, counts them in its memory check, moves them to the training
+        device in eval mode without gradients (and compiles them under ``train.compile``), and hands them
+        to the losses as ``ctx.aux``. They are not trained and not saved in checkpoints: build them from
+        their own source (a weights file). Never build such a module inside a loss: it would be out of sight
+        of the device placement, the memory check and ``compile``.
+        """
+        return {}
+
     def capturable_reason(self) -> str:
         """Why this plugin's training step, under its config, cannot be captured as a CUDA graph; "" if it can.
 
@@ -303,6 +349,16 @@ class GanPlugin:
         Drawing on the CPU makes a seed give the same inputs on every device.
         """
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not sample from noise")
+
+    def latent_codes(self) -> tuple[str, ...]:
+        """Named parts of the generator's input that a user can vary one at a time (InfoGAN's ``c1, c2, c3``),
+        for ``gantk sample --traverse`` and the synthesis app; empty when there are none."""
+        return ()
+
+    def traversal_inputs(self, code: str, steps: int, generator: torch.Generator) -> tuple[dict[str, Tensor], int]:
+        """Inputs of a grid that varies latent code ``code`` along each row (``steps`` values) with everything
+        else fixed, drawn on the CPU from ``generator``; returns ``(inputs, row length)``."""
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' has no named latent codes to traverse")
 
     def export_inputs(self) -> dict[str, Tensor]:
         """Example generator inputs for ``gantk export --format onnx|torchscript``, made without any data.
@@ -355,6 +411,22 @@ class GanPlugin:
         """Super-resolve a batch (N, C, h, w) in [-1, 1], for ``gantk upscale`` and the super-resolution app
         (declare ``"upscale"`` in :attr:`tasks`). ``progress`` is a :class:`gantk.tiling.Progress` to report to."""
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not upscale images")
+
+    @classmethod
+    def sampled_networks(cls) -> tuple[str, ...]:
+        """Every network that generates: ``generator`` and those of :attr:`directions`, each once."""
+        return tuple(dict.fromkeys((cls.generator, *cls.directions.values())))
+
+    @classmethod
+    def network_for(cls, direction: str | None) -> str:
+        """The network serving ``direction`` (a key of :attr:`directions`); ``None``: the ``generator``.
+        An unknown direction is a ConfigError naming the plugin's."""
+        if direction is None:
+            return cls.generator
+        if direction not in cls.directions:
+            offered = ", ".join(cls.directions) if cls.directions else "none: it has one generator"
+            raise ConfigError(f"--direction {direction}: plugin '{cls.name}' offers directions {offered}.")
+        return cls.directions[direction]
 
     @classmethod
     def serves(cls, task: str) -> bool:

@@ -77,6 +77,18 @@ def interpolate(
 
 
 @torch.no_grad()
+def traverse(
+    plugin, G: nn.Module, code: str, steps: int, seed: int, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, int]:
+    """The grid that varies latent code ``code`` along each row (InfoGAN's figure 2); ``(images, row length)``."""
+    codes = plugin.latent_codes()
+    if not codes:
+        raise GantkError(f"--traverse {code}: the {plugin.name} plugin has no named latent codes to vary.")
+    inputs, nrow = plugin.traversal_inputs(code, steps, torch.Generator().manual_seed(seed))
+    return generate_in_chunks(plugin, G, inputs, device), nrow
+
+
+@torch.no_grad()
 def walk_between_seeds(
     plugin, G: nn.Module, seed_a: int, seed_b: int, steps: int, device: str | torch.device = "cpu", **conditions: Any
 ) -> torch.Tensor:

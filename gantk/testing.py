@@ -126,6 +126,9 @@ def check_plugin(
         trainer = Trainer(cls(cfg), run, spec)
         trainer.setup()
         state["trainer"] = trainer
+        for name, module in trainer.aux.items():  # build_aux: placed by the engine, frozen, in eval mode
+            if module.training or any(p.requires_grad for p in module.parameters()):
+                raise AssertionError(f"auxiliary module '{name}' is not frozen in eval mode after set-up")
         return ", ".join(f"{k}: {sum(p.numel() for p in n.parameters()):,} params" for k, n in trainer.nets.items())
 
     def trains() -> str:
@@ -145,7 +148,7 @@ def check_plugin(
             state["final"] = trainer.fit()
         finally:
             trainer.runner = runner
-        trained = sorted(trainer.optimizers)
+        trained = sorted(n for networks in trainer.optimizer_groups.values() for n in networks)
         after = {k: _parameters(trainer.nets[k]) for k in trained}
         still = [k for k in trained if all(torch.equal(v, after[k][n]) for n, v in before[k].items())]
         if still:
@@ -181,13 +184,19 @@ def check_plugin(
         if not (final / "config.json").is_file():
             raise AssertionError(f"{final} has no config.json")
         spec = state["spec"]  # a plugin folder is named, as a user names it (--plugin DIR)
-        plugin_back, G = load_generator(final, plugin=spec.location if spec.source == "path" else None)
-        expected = trainer.sampling_generator().state_dict()
-        for key, value in G.state_dict().items():
-            if not torch.equal(value.cpu(), expected[key].cpu()):
-                raise AssertionError(f"tensor {key} differs after the round trip")
+        where = spec.location if spec.source == "path" else None
+        plugin_back, G = load_generator(final, plugin=where)
         state["loaded"] = (plugin_back, G)
-        return f"{len(expected)} tensors identical"
+        directions = {None: trainer.plugin.generator, **trainer.plugin.directions}  # every generator it samples
+        count = 0
+        for direction, name in directions.items():
+            loaded = G if direction is None else load_generator(final, plugin=where, direction=direction)[1]
+            expected = trainer.sampling_generator(name).state_dict()
+            for key, value in loaded.state_dict().items():
+                if not torch.equal(value.cpu(), expected[key].cpu()):
+                    raise AssertionError(f"tensor {key} of '{name}' differs after the round trip")
+            count += len(expected)
+        return f"{count} tensors identical ({', '.join(dict.fromkeys(directions.values()))})"
 
     def deterministic() -> str:
         from gantk.sampling import sample

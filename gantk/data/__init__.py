@@ -77,6 +77,8 @@ def _detect_kind(path: Path) -> str:
     for folder in (path / "raw", path / "MNIST" / "raw", path):
         if any(folder.glob("train-images*idx3-ubyte*")):
             return "mnist"
+    if (path / "trainA").is_dir() and (path / "trainB").is_dir():  # junyanz's unpaired layout
+        return "unpaired"
     return "image_folder"
 
 

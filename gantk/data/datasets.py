@@ -257,8 +257,74 @@ def paired(root: Path, image_size: int, channels: int, split: str = "train") -> 
     return ImageFileDataset(items, read, channels, description=f"{len(items)} pairs in {base}")
 
 
+# --------------------------------------------------------------------------------------------------
+# unpaired: two domains, A and B, with no correspondence (CycleGAN), in junyanz's layout
+# --------------------------------------------------------------------------------------------------
+
+
+class UnpairedDataset(TensorDataset):
+    """Two unpaired image sets of any sizes, as items ``{"A": ..., "B": ...}``, held in memory.
+
+    An epoch is ``max(len(A), len(B))`` items: item ``i`` is A's ``i mod len(A)``-th image and a B image
+    drawn by a permutation of the epoch (``set_epoch``, called by the batch stream at every epoch start
+    and on resume). The batch stream shuffles the items, so A and B are shuffled independently each epoch
+    and no A image is tied to one B image (junyanz's ``UnalignedDataset`` draws B at random); the draw
+    depends on ``(seed, epoch)`` alone, so ``--resume`` sees the same pairs.
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, channels: int, seed: int = 0) -> None:
+        if not len(a) or not len(b):
+            raise DataError(f"an unpaired dataset needs images on both sides; got {len(a)} in A and {len(b)} in B.")
+        self.tensors = {"A": a, "B": b}
+        self.channels = channels
+        self.class_names: tuple[str, ...] = ()
+        self.num_classes = 0
+        self.seed = seed
+        self.set_epoch(0)
+
+    def __len__(self) -> int:
+        return max(len(self.tensors["A"]), len(self.tensors["B"]))
+
+    def set_epoch(self, epoch: int) -> None:
+        """B's order for ``epoch``: a permutation of the epoch's items, each mapped onto B's images."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 7)
+        b = self.tensors["B"]
+        self.b_index = (torch.randperm(len(self), generator=g) % len(b)).to(b.device)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        a = self.tensors["A"]
+        return {"A": a[i % len(a)], "B": self.tensors["B"][self.b_index[i]]}
+
+    def to(self, device: torch.device | str) -> UnpairedDataset:
+        out = UnpairedDataset(self.tensors["A"].to(device), self.tensors["B"].to(device), self.channels, self.seed)
+        out.b_index = self.b_index.to(device)
+        return out
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        a, b = self.tensors["A"], self.tensors["B"]
+        if a.device.type == "cuda" and idx.device != a.device:  # held on the GPU: send the indices, never wait
+            idx = idx.pin_memory().to(a.device, non_blocking=True)
+        return {"A": a[idx % len(a)], "B": b[self.b_index[idx]]}
+
+
+def unpaired(root: Path, image_size: int, channels: int, split: str = "train", seed: int = 0) -> UnpairedDataset:
+    """``root/<split>A`` and ``root/<split>B`` (junyanz's layout: trainA, trainB, testA, testB), decoded into
+    memory at ``image_size``."""
+    folders = [root / f"{split}{side}" for side in "AB"]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise DataError(
+            f"unpaired dataset {root}: no {' or '.join(missing)}; the layout is {split}A/ and {split}B/ folders of "
+            "images (junyanz's CycleGAN layout), or give a paired set such as facades."
+        )
+    a = image_folder(folders[0], image_size, channels)
+    b = image_folder(folders[1], image_size, channels or a.channels)
+    return UnpairedDataset(a.preload().tensors["image"], b.preload().tensors["image"], a.channels, seed)
+
+
 KINDS: dict[str, Callable[..., Dataset]] = {
     "image_folder": lambda root, size, ch, split: image_folder(root, size, ch),
     "mnist": mnist,
     "paired": paired,
+    "unpaired": unpaired,
 }

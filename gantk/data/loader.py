@@ -3,8 +3,9 @@
 Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, and the stream's position is
 ``(epoch, batches taken this epoch)``. A checkpoint stores that position, and a resumed run starts
 the same permutation at the same batch, so ``--resume`` sees exactly the batches an uninterrupted
-run would have seen. In-memory datasets are sliced a whole batch at a time; others go through a
-``DataLoader`` whose sampler yields the rest of the epoch's permutation.
+run would have seen. In-memory datasets are sliced a whole batch at a time (one with a ``set_epoch``
+method, such as :class:`gantk.data.datasets.UnpairedDataset`, is told each epoch as it starts); others
+go through a ``DataLoader`` whose sampler yields the rest of the epoch's permutation.
 
 Under data-parallel training the stream is this rank's share of the same stream: every rank draws the
 same permutation, and rank ``r`` of ``W`` takes the ``r``-th contiguous slice of each global batch.
@@ -119,6 +120,8 @@ class BatchStream:
         if self._loader is None:
             if self._perm is None:
                 self._perm = epoch_permutation(len(self.dataset), self.seed, self.epoch)
+                if hasattr(self.dataset, "set_epoch"):  # a dataset whose items change per epoch (unpaired)
+                    self.dataset.set_epoch(self.epoch)
             idx = self._perm[self.shard(self.batch)]
             out = self.dataset.batch(idx)  # type: ignore[attr-defined]
         else:

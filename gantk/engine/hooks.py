@@ -36,7 +36,7 @@ class Trainer(Protocol):
     nets: dict[str, nn.Module]
     sample_inputs: dict[str, torch.Tensor] | None
 
-    def sampling_generator(self) -> nn.Module: ...
+    def sampling_generator(self, name: str | None = None) -> nn.Module: ...
     def eval_mode(self) -> contextlib.AbstractContextManager: ...
     def phase_at(self, step: int) -> Phase: ...
     def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path: ...
@@ -62,7 +62,8 @@ class Evaluate(Hook):
 
         def on_main() -> dict[str, float]:
             nets = dict(trainer.nets)
-            nets[plugin.generator] = trainer.sampling_generator()
+            for name in plugin.sampled_networks():  # the EMA copies, when on
+                nets[name] = trainer.sampling_generator(name)
             ctx = EvalContext(trainer.device, trainer.step, trainer.run / "eval")
             with trainer.eval_mode():
                 return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}

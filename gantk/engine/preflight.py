@@ -55,24 +55,36 @@ def check_config(plugin: GanPlugin) -> None:
         )
 
 
-def _check_optimizer_names(plugin: GanPlugin, networks: list[str]) -> None:
-    """``optim.<name>`` for a network the plugin does not build would be silently ignored: refuse it."""
-    unknown = sorted(set(plugin.cfg.optim) - set(networks))
+def _check_optimizer_names(plugin: GanPlugin, optimizers: set[str], networks: list[str]) -> None:
+    """``optim.<name>`` for an optimizer the plugin's updates never step would be silently ignored: refuse it.
+
+    The names are the updates' optimizers (a network's name, or a group's: CycleGAN's ``G`` steps
+    ``G_AB`` and ``G_BA``); a network the plugin builds but trains in no phase may still be configured."""
+    known = sorted(optimizers | set(networks))
+    unknown = sorted(set(plugin.cfg.optim) - set(known))
     if unknown:
         name = unknown[0]
-        guess = difflib.get_close_matches(name, networks, n=1, cutoff=0.0)
+        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.0)
         hint = f" Did you mean 'optim.{guess[0]}'?" if guess else ""
         raise ConfigError(
-            f"config key 'optim.{name}' sets an optimizer for network '{name}', but plugin '{plugin.cfg.plugin}' "
-            f"builds only {', '.join(networks)}; the setting would be ignored.{hint}"
+            f"config key 'optim.{name}' sets an optimizer for '{name}', but plugin '{plugin.cfg.plugin}' "
+            f"builds only {', '.join(networks)} and its updates step {', '.join(sorted(optimizers))}; the setting "
+            f"would be ignored.{hint}"
         )
 
 
-def check_resources(plugin: GanPlugin, device: torch.device, trained: set[str]) -> None:
-    """Optimizer settings only for networks the plugin builds, and networks (with their gradients and
-    optimizer state for the ``trained`` ones) that fit in ``device``'s memory."""
+def check_resources(
+    plugin: GanPlugin,
+    device: torch.device,
+    trained: set[str],
+    optimizers: set[str] | None = None,
+    aux: dict[str, torch.nn.Module] | None = None,
+) -> None:
+    """Optimizer settings only for optimizers the plugin's updates step, and networks (with their gradients
+    and optimizer state for the ``trained`` ones) plus its auxiliary modules that fit in ``device``'s memory."""
     sizes = memory.network_bytes(plugin)
     if sizes is None:
         return
-    _check_optimizer_names(plugin, sorted(sizes))
-    memory.check_fits(plugin, device, trained, sizes=sizes)
+    _check_optimizer_names(plugin, optimizers if optimizers is not None else trained, sorted(sizes))
+    extra = {f"aux {name}": memory.module_bytes(module) for name, module in (aux or {}).items()}
+    memory.check_fits(plugin, device, trained, sizes={**sizes, **extra})

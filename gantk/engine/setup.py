@@ -68,27 +68,56 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def check_phases(cfg: Config, phases: list[Phase], nets: dict[str, nn.Module]) -> None:
-    """Every phase trains networks the plugin built, each with an optimizer in the config."""
+def check_phases(cfg: Config, phases: list[Phase], nets: dict[str, nn.Module]) -> dict[str, tuple[str, ...]]:
+    """Every phase trains networks the plugin built, each with an optimizer in the config; returns the
+    optimizers, ``{name: networks it steps}``.
+
+    One optimizer always steps the same networks, and a network belongs to one optimizer: two optimizers
+    stepping one network would each keep their own moments of it, which no GAN means to do.
+    """
     if not phases:
         raise PluginError(f"plugin '{cfg.plugin}': phases() returned no phase.")
+    groups: dict[str, tuple[str, ...]] = {}
+    owner: dict[str, str] = {}
     for phase in phases:
         if not phase.updates:
             raise PluginError(f"plugin '{cfg.plugin}': phase '{phase.name}' has no updates.")
         for upd in phase.updates:
-            for name in (upd.network, *upd.freeze):
+            networks, opt = upd.networks, upd.optimizer_name
+            if not networks or len(set(networks)) != len(networks):
+                raise PluginError(f"plugin '{cfg.plugin}': an update of phase '{phase.name}' names {networks}.")
+            for name in (*networks, *upd.freeze):
                 if name not in nets:
                     raise PluginError(
                         f"plugin '{cfg.plugin}': phase '{phase.name}' names network '{name}', but "
                         f"build_networks() made only {sorted(nets)}."
                     )
-            if upd.network not in cfg.optim:
-                raise GantkError(
-                    f"network '{upd.network}' is trained in phase '{phase.name}' but has no optimizer: add "
-                    f"optim.{upd.network} to the config (for example --set optim.{upd.network}.lr=2e-4)."
+            if groups.setdefault(opt, networks) != networks:
+                raise PluginError(
+                    f"plugin '{cfg.plugin}': optimizer '{opt}' steps {groups[opt]} in one update and {networks} in "
+                    f"another (phase '{phase.name}'); give the second its own Update(..., optimizer=NAME)."
                 )
-            if upd.repeat < 1:
-                raise PluginError(f"plugin '{cfg.plugin}': update of '{upd.network}' has repeat={upd.repeat}.")
+            for name in networks:
+                if owner.setdefault(name, opt) != opt:
+                    raise PluginError(
+                        f"plugin '{cfg.plugin}': network '{name}' is stepped by optimizers '{owner[name]}' and "
+                        f"'{opt}'; a network belongs to one optimizer."
+                    )
+            if opt not in cfg.optim:
+                what = (
+                    f"network '{opt}' is"
+                    if networks == (opt,)
+                    else f"networks {', '.join(networks)} (optimizer '{opt}') are"
+                )
+                raise GantkError(
+                    f"{what} trained in phase '{phase.name}' but {'has' if networks == (opt,) else 'have'} no "
+                    f"optimizer: add optim.{opt} to the config (for example --set optim.{opt}.lr=2e-4)."
+                )
+            if not isinstance(upd.repeat, int) or upd.repeat < 1:
+                raise PluginError(
+                    f"plugin '{cfg.plugin}': update of '{opt}' has repeat={upd.repeat!r}; it takes a whole number >= 1."
+                )
+    return groups
 
 
 def data_on_device(dataset, device: torch.device):
@@ -133,16 +162,29 @@ def wrap_networks(
     return step_nets, frozen_step_nets
 
 
-def checkpoint_bytes(nets: dict[str, nn.Module], trained: set[str], ema_module: nn.Module | None) -> int:
-    """About how many bytes one checkpoint takes: every network, the EMA copy, Adam's two moments."""
+def place_aux(
+    aux: dict[str, nn.Module], device: torch.device, memory_format: torch.memory_format, tc: TrainConfig
+) -> dict[str, nn.Module]:
+    """The plugin's auxiliary modules (``GanPlugin.build_aux``) on the training device: frozen, in eval
+    mode, compiled under ``train.compile``. They are never trained, wrapped in DDP or saved."""
+    placed = {}
+    for name, module in aux.items():
+        if not isinstance(module, nn.Module):
+            raise PluginError(f"build_aux() returned {type(module).__name__} for '{name}', not an nn.Module.")
+        module = module.to(device, memory_format=memory_format).eval().requires_grad_(False)
+        placed[name] = module if tc.compile == "off" else torch.compile(module, mode=COMPILE_MODES[tc.compile])
+    return placed
+
+
+def checkpoint_bytes(nets: dict[str, nn.Module], trained: set[str], ema_modules: list[nn.Module]) -> int:
+    """About how many bytes one checkpoint takes: every network, the EMA copies, Adam's two moments."""
 
     def size(tensors) -> int:
         return sum(t.numel() * t.element_size() for t in tensors)
 
     total = sum(size(n.state_dict().values()) for n in nets.values())
     total += sum(2 * size(nets[name].parameters()) for name in trained)
-    if ema_module is not None:
-        total += size(ema_module.state_dict().values())
+    total += sum(size(m.state_dict().values()) for m in ema_modules)
     return total
 
 

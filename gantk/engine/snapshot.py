@@ -33,8 +33,7 @@ class RunState:
     """Everything a checkpoint saves of a run, beyond its config."""
 
     nets: dict[str, nn.Module]
-    generator: str  # the name of the network EMA averages
-    ema: EmaGenerator | None
+    emas: dict[str, EmaGenerator]  # network name -> its EMA copy (each generator the plugin samples)
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, Any]
     scalers: dict[str, torch.amp.GradScaler]
@@ -74,15 +73,15 @@ def training_state(state: RunState, rngs: list[dict[str, Any]]) -> dict[str, Any
     if len(rngs) > 1:
         out["world_size"] = len(rngs)
         out["rng_other_ranks"] = rngs[1:]
-    if state.ema is not None:
-        out["ema_n_averaged"] = state.ema.n_averaged(state.step)
+    if state.emas:
+        out["ema_n_averaged"] = next(iter(state.emas.values())).n_averaged(state.step)
     if state.augment is not None:
         out["augment"] = state.augment.state_dict()
     return out
 
 
-def network_states(state: RunState, ema_module: nn.Module | None, run: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Every network's weights (and the EMA generator's, as ``<generator>_ema``), refused when not finite:
+def network_states(state: RunState, ema_modules: dict[str, nn.Module], run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Every network's weights (and each EMA generator's, as ``<generator>_ema``), refused when not finite:
     a diverged state must never replace, or rotate out, a good checkpoint of ``run``."""
     networks = {k: n.state_dict() for k, n in state.nets.items()}
     diverged = [
@@ -96,8 +95,8 @@ def network_states(state: RunState, ema_module: nn.Module | None, run: Path) -> 
             f"the weights are not finite at step {state.step} ({', '.join(diverged[:4])}); no checkpoint was "
             f"written and the existing ones in {run / 'checkpoints'} are untouched."
         )
-    if ema_module is not None:
-        networks[f"{state.generator}_ema"] = ema_module.state_dict()
+    for name, module in ema_modules.items():
+        networks[f"{name}_ema"] = module.state_dict()
     return networks
 
 
@@ -107,13 +106,13 @@ def write(
     *,
     meta: dict[str, Any],
     rngs: list[dict[str, Any]],
-    ema_module: nn.Module | None,
+    ema_modules: dict[str, nn.Module],
     run: Path,
     keep: int,
 ) -> Path:
     """Write checkpoint ``folder`` of ``run``; a ``step_*`` folder then rotates out all but the newest
     ``keep``. Nothing is replaced when the weights are not finite or the disk refuses the write."""
-    networks = network_states(state, ema_module, run)
+    networks = network_states(state, ema_modules, run)
     try:
         ckpt.save_checkpoint(folder, meta=meta, networks=networks, training_state=training_state(state, rngs))
     except OSError as exc:  # disk full, quota, folder removed: the last good checkpoint is untouched
@@ -136,12 +135,12 @@ def restore(folder: Path, state: RunState, device: torch.device, rank: int, worl
     for name, net in state.nets.items():
         ckpt.load_weights(net, folder / f"{name}.safetensors")
     saved = ckpt.read_training_state(folder)
-    if state.ema is not None:
-        ema_file = folder / f"{state.generator}_ema.safetensors"
+    for name, ema in state.emas.items():
+        ema_file = folder / f"{name}_ema.safetensors"
         if ema_file.exists():
-            ckpt.load_weights(state.ema.module, ema_file)
+            ckpt.load_weights(ema.module, ema_file)
         else:
-            state.ema.module.load_state_dict(state.nets[state.generator].state_dict())
+            ema.module.load_state_dict(state.nets[name].state_dict())
     for key, opt in state.optimizers.items():
         if key in saved["optimizers"]:
             opt.load_state_dict(saved["optimizers"][key])

@@ -133,7 +133,7 @@ class StepParts:
     frozen_step_nets: dict[str, nn.Module]  # the same, unwrapped, for a network frozen in an update
     optimizers: dict[str, torch.optim.Optimizer]
     scalers: dict[str, torch.amp.GradScaler]
-    ema: EmaGenerator | None
+    emas: dict[str, EmaGenerator]  # network name -> its EMA copy
     device: torch.device
     noise: torch.Generator
     cpu_noise: torch.Generator
@@ -144,6 +144,7 @@ class StepParts:
     nonfinite: str  # skip | stop | off
     max_steps: int
     augment: Augmenter | None = None  # train.augment: what D sees is augmented (engine/augment.py)
+    aux: dict[str, nn.Module] | None = None  # the plugin's frozen auxiliary modules (GanPlugin.build_aux)
 
 
 class TrainStep:
@@ -175,6 +176,7 @@ class TrainStep:
             step_tensor=self.step_tensor,
             augment=p.augment,
             meter=self.meter,
+            aux=p.aux or {},
         )
         fresh = iter(raws[1:])
         shared = self.prepare(raws[0], ctx)  # one batch per step, shared by its updates
@@ -186,8 +188,8 @@ class TrainStep:
         if p.augment is not None:  # ADA's adjustment of p, on the device
             for key, value in p.augment.after_step(self.step_tensor).items():
                 self.meter.add(f"augment/{key}", value, None)
-        if p.ema is not None:
-            p.ema.update(p.nets[p.plugin.generator], self.step_tensor)
+        for name, ema in p.emas.items():
+            ema.update(p.nets[name], self.step_tensor)
 
     def prepare(self, raw: Batch, ctx: StepContext) -> Batch:
         """uint8 images -> float in [-1, 1] (channels_last when asked), then the plugin's prepare_batch."""
@@ -204,9 +206,10 @@ class TrainStep:
         return autocast(self.parts.device, self.parts.autocast_dtype, cache=self.autocast_cache)
 
     def update(self, upd: Update, batch: Batch, ctx: StepContext) -> None:
-        """One optimizer step of ``upd.network`` on the sum of the plugin's loss terms (masked if not finite)."""
+        """One step of ``upd``'s optimizer on the sum of the plugin's loss terms (masked if not finite)."""
         p = self.parts
-        opt = p.optimizers[upd.network]
+        name = upd.optimizer_name
+        opt = p.optimizers[name]
         frozen = [q for name in upd.freeze for q in p.nets[name].parameters() if q.requires_grad]
         for q in frozen:
             q.requires_grad_(False)
@@ -216,16 +219,16 @@ class TrainStep:
                 terms = upd.loss(batch, ctx)
             if not isinstance(terms, dict) or not terms:
                 raise PluginError(
-                    f"plugin '{p.plugin.cfg.plugin}': the loss for '{upd.network}' must return a non-empty dict "
+                    f"plugin '{p.plugin.cfg.plugin}': the loss for '{name}' must return a non-empty dict "
                     f"of loss tensors, got {type(terms).__name__}."
                 )
             loss = sum(t.float() for t in terms.values())
             finite = None
             if p.nonfinite != "off":  # one verdict for all ranks, decided on the device
                 finite = distributed.all_finite(torch.isfinite(loss), p.world)
-                self.meter.count_nonfinite(upd.network, finite, self.step_tensor)
-            params = list(p.nets[upd.network].parameters())
-            scaler = p.scalers.get(upd.network)
+                self.meter.count_nonfinite(name, finite, self.step_tensor)
+            params = [q for net in upd.networks for q in p.nets[net].parameters()]
+            scaler = p.scalers.get(name)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 if finite is not None:  # a NaN loss with finite gradients: make the scaler skip it too
@@ -244,9 +247,9 @@ class TrainStep:
             for q in frozen:
                 q.requires_grad_(True)
         for key, value in terms.items():
-            self.meter.add(f"{upd.network}/{key}", value, finite)
+            self.meter.add(f"{name}/{key}", value, finite)
         if len(terms) > 1:
-            self.meter.add(f"{upd.network}/loss", loss, finite)
+            self.meter.add(f"{name}/loss", loss, finite)
 
 
 def _poison_gradients(params: list[nn.Parameter], finite: torch.Tensor) -> None:

@@ -76,6 +76,7 @@ class Trainer:
         self.resume = resume
         self.user_hooks = list(hooks or [])
         self.state: snapshot.RunState | None = None  # built by setup()
+        self.emas: dict[str, EmaGenerator] = {}  # train.ema: each sampled generator's average (setup)
         self.ready = False  # setup() done
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
         self.world = distributed.world_from_env()
@@ -83,6 +84,11 @@ class Trainer:
         self.folder = RunFolder(self.run)
         self._last_save_time = time.monotonic()
         self._first_step = 0
+
+    @property
+    def ema(self) -> EmaGenerator | None:
+        """The EMA copy of the plugin's ``generator`` (``train.ema``), or None."""
+        return self.emas.get(self.plugin.generator)
 
     # the counters a checkpoint saves live in ``state`` (engine/snapshot.py); these read and set them there
     @property
@@ -134,28 +140,37 @@ class Trainer:
         self.cfg = cfg = self.plugin.cfg  # resolved from the data, and frozen from here on
         tc = cfg.train
         self.phases = self.plugin.phases()
-        trained = {u.network for p in self.phases for u in p.updates}
-        preflight.check_resources(self.plugin, self.device, trained)
+        trained = set().union(*(p.trained for p in self.phases))
+        optimizer_names = {u.optimizer_name for p in self.phases for u in p.updates}
+        aux = self.plugin.build_aux()  # frozen helpers (a VGG): counted in the memory check, then placed
+        preflight.check_resources(self.plugin, self.device, trained, optimizer_names, aux)
         resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
         nets = self.plugin.build_networks()
-        if self.plugin.generator not in nets:
+        missing = [name for name in self.plugin.sampled_networks() if name not in nets]
+        if missing:
             raise PluginError(
-                f"plugin '{cfg.plugin}': build_networks() returned {sorted(nets)}, without its generator "
-                f"'{self.plugin.generator}'."
+                f"plugin '{cfg.plugin}': build_networks() returned {sorted(nets)}, without its generator(s) "
+                f"{', '.join(map(repr, missing))}."
             )
         memory_format = torch.channels_last if tc.channels_last else torch.preserve_format
         self.nets: dict[str, nn.Module] = {k: v.to(self.device, memory_format=memory_format) for k, v in nets.items()}
-        setup.check_phases(cfg, self.phases, self.nets)
-        self.ema: EmaGenerator | None = None
+        self.aux = setup.place_aux(aux, self.device, memory_format, tc)
+        self.optimizer_groups = groups = setup.check_phases(cfg, self.phases, self.nets)  # name -> networks
+        self.emas: dict[str, EmaGenerator] = {}
         if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
-            self.ema = EmaGenerator(self.nets[self.plugin.generator], tc.ema.decay, tc.ema.start_step)
+            self.emas = {
+                name: EmaGenerator(self.nets[name], tc.ema.decay, tc.ema.start_step)
+                for name in self.plugin.sampled_networks()
+            }
         self._ema_calibrated_at: int | None = None
         if world.distributed and tc.sync_batchnorm:
             self.nets = {k: distributed.convert_sync_batchnorm(v, self.device) for k, v in self.nets.items()}
         self.optimizers = {
-            name: build_optimizer(self.nets[name].parameters(), cfg.optim[name], self.device)
-            for name in sorted(trained)
+            name: build_optimizer(
+                [q for net in networks for q in self.nets[net].parameters()], cfg.optim[name], self.device
+            )
+            for name, networks in sorted(groups.items())
         }
         schedulers = {k: build_scheduler(o, cfg.schedule, tc.max_steps) for k, o in self.optimizers.items()}
         self.autocast_dtype = setup.DTYPES.get(tc.precision)
@@ -176,8 +191,7 @@ class Trainer:
         )
         self.state = snapshot.RunState(
             nets=self.nets,
-            generator=self.plugin.generator,
-            ema=self.ema,
+            emas=self.emas,
             optimizers=self.optimizers,
             schedulers=schedulers,
             scalers=scalers,
@@ -200,7 +214,7 @@ class Trainer:
                 frozen_step_nets=self.frozen_step_nets,
                 optimizers=self.optimizers,
                 scalers=scalers,
-                ema=self.ema,
+                emas=self.emas,
                 device=self.device,
                 noise=noise,
                 cpu_noise=self.state.cpu_noise,
@@ -211,6 +225,7 @@ class Trainer:
                 nonfinite=tc.nonfinite,
                 max_steps=tc.max_steps,
                 augment=self.augmenter,
+                aux=self.aux,
             )
         )
         if resume_from is not None:
@@ -224,8 +239,7 @@ class Trainer:
             warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
         record = cuda_graph_recorder([noise]) if mode == "on" else None
         self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
-        ema_module = self.ema.module if self.ema is not None else None
-        one_checkpoint = setup.checkpoint_bytes(self.nets, set(self.optimizers), ema_module)
+        one_checkpoint = setup.checkpoint_bytes(self.nets, trained, [e.module for e in self.emas.values()])
         distributed.main_first(lambda: setup.check_disk_space(self.run, one_checkpoint), world)
         self.hooks: list[Hook] = [
             SampleGrid(tc.sample_every),
@@ -468,14 +482,16 @@ class Trainer:
             )
 
     # ------------------------------------------------------------------ sampling and evaluation
-    def sampling_generator(self) -> nn.Module:
-        """The generator to sample and evaluate with: the EMA one (batch norm calibrated) when enabled."""
-        if self.ema is None:
-            return self.nets[self.plugin.generator]
-        if self._ema_calibrated_at != self.step:
-            self._calibrate_ema()
+    def sampling_generator(self, name: str | None = None) -> nn.Module:
+        """The generator ``name`` (default: the plugin's ``generator``) to sample and evaluate with: its EMA
+        copy (batch norm calibrated) when EMA is on."""
+        name = name or self.plugin.generator
+        if name not in self.emas:
+            return self.nets[name]
+        if name == self.plugin.generator and self._ema_calibrated_at != self.step:
+            self._calibrate_ema()  # sample_inputs feed the main generator; other directions keep their stats
             self._ema_calibrated_at = self.step
-        return self.ema.module
+        return self.emas[name].module
 
     def _calibrate_ema(self) -> None:
         tc = self.cfg.train
@@ -486,7 +502,7 @@ class Trainer:
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), torch.no_grad(), self.autocast():
             recalibrate_batchnorm(
-                self.ema.module,
+                self.emas[self.plugin.generator].module,
                 batches,
                 lambda G, inputs: self.plugin.generate(G, {k: v.to(self.device) for k, v in inputs.items()}),
             )
@@ -501,8 +517,8 @@ class Trainer:
         modes = {k: n.training for k, n in self.nets.items()}
         for n in self.nets.values():
             n.eval()
-        if self.ema is not None:
-            self.ema.module.eval()
+        for ema in self.emas.values():
+            ema.module.eval()
         # random draws in here (a plugin's evaluation) must not move training's streams: the checkpoint of
         # this step is written before samples and evaluation, and a resumed run does not repeat them
         cuda = [self.device] if self.device.type == "cuda" else []
@@ -535,13 +551,13 @@ class Trainer:
         rngs = distributed.gather(snapshot.rng_state(self.state), self.world)
 
         def write() -> Path:
-            ema_module = self.sampling_generator() if self.ema is not None else None
+            ema_modules = {name: self.sampling_generator(name) for name in self.emas}
             return snapshot.write(
                 folder or self.run / "checkpoints" / f"step_{self.step:08d}",
                 self.state,
                 meta=self.meta(extra),
                 rngs=rngs,
-                ema_module=ema_module,
+                ema_modules=ema_modules,
                 run=self.run,
                 keep=self.cfg.train.keep_checkpoints,
             )

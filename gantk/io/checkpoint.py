@@ -246,18 +246,24 @@ def generator_weights(folder: Path, generator: str, use_ema: bool = True) -> Pat
     return ema if use_ema and ema.exists() else folder / f"{generator}.safetensors"
 
 
-def export_generator(source: Path, dest: Path, which: str = "last", use_ema: bool = True) -> Path:
+def export_generator(
+    source: Path, dest: Path, which: str = "last", use_ema: bool = True, network: str | None = None
+) -> Path:
     """Write a generator-only checkpoint: ``config.json`` + the generator's weights, no training state.
 
     This is what gets shipped (apps, model hubs): a few MB instead of G + D + optimizer moments, and it
     loads with :func:`gantk.io.generators.load_generator` like any checkpoint. EMA weights are exported as
     the generator when the run has them (``use_ema``), since they are the ones that sample best.
+    ``network`` exports another generator than the one ``config.json`` names (one direction of several).
     """
     dest = Path(dest)
     _check_export_destination(dest)
     folder = find_checkpoint(source, which)
     meta = read_meta(folder)
-    gen = meta.get("generator", "G")
+    gen = network or meta.get("generator", "G")
+    if not (folder / f"{gen}.safetensors").is_file():
+        raise CheckpointError(f"{folder} holds no network '{gen}' ({gen}.safetensors is missing).")
+    meta["generator"] = gen
     weights = generator_weights(folder, gen, use_ema)
     ema = weights.name == f"{gen}_ema.safetensors"
     meta = {k: v for k, v in meta.items() if k not in ("format", "networks")}

@@ -64,23 +64,73 @@ def load_generator(
     which: str = "last",
     plugin: str | None = None,
     overrides: list[str] | None = None,
+    direction: str | None = None,
 ) -> tuple[GanPlugin, nn.Module]:
     """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present.
 
     ``plugin`` names the plugin folder of a checkpoint trained with one, and ``overrides`` change how the
-    model is used (``eval.*``); see :func:`load_plugin_from_meta`.
+    model is used (``eval.*``); see :func:`load_plugin_from_meta`. ``direction`` picks the generator of
+    a plugin with one per direction (CycleGAN's ``BtoA``: ``GanPlugin.directions``); by default the one
+    ``config.json`` names.
     """
     if is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
         meta = ckpt.read_meta(Path(path))
-        return load_plugin_from_meta(meta, Path(path), plugin, overrides), OnnxGenerator(Path(path))
+        instance = load_plugin_from_meta(meta, Path(path), plugin, overrides)
+        _check_export_direction(instance, meta, Path(path), direction, one_generator=True)
+        return instance, OnnxGenerator(Path(path))
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
     instance = load_plugin_from_meta(meta, folder, plugin, overrides)
-    gen_name = meta.get("generator", instance.generator)
-    asked = f"{folder / ckpt.CONFIG} names generator '{gen_name}'"
+    if direction is None:
+        gen_name = meta.get("generator", instance.generator)
+        asked = f"{folder / ckpt.CONFIG} names generator '{gen_name}'"
+    else:
+        _check_export_direction(instance, meta, folder, direction)
+        gen_name = instance.network_for(direction)
+        asked = f"--direction {direction} asks for network '{gen_name}'"
     return instance, _build_one(
         instance, folder, gen_name, ckpt.generator_weights(folder, gen_name, use_ema), device, asked
     )
+
+
+def load_generators(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    which: str = "last",
+    plugin: str | None = None,
+    overrides: list[str] | None = None,
+) -> tuple[GanPlugin, dict[str, nn.Module]]:
+    """Load ``(plugin, {name: generator})``: every generator the plugin samples with
+    (:meth:`GanPlugin.sampled_networks`) that the folder holds, EMA weights preferred; what
+    ``evaluate`` takes. An export holds one: the one its ``config.json`` names."""
+    plugin_obj, G = load_generator(path, device, use_ema, which, plugin, overrides)
+    if is_onnx_export(Path(path)):
+        return plugin_obj, {plugin_obj.generator: G}
+    folder = ckpt.find_checkpoint(Path(path), which)
+    held = ckpt.read_meta(folder).get("generator", plugin_obj.generator)
+    nets = {held: G}
+    for name in plugin_obj.sampled_networks():
+        if name not in nets and (folder / f"{name}.safetensors").is_file():
+            weights = ckpt.generator_weights(folder, name, use_ema)
+            nets[name] = _build_one(plugin_obj, folder, name, weights, device, f"network '{name}' was asked for")
+    return plugin_obj, nets
+
+
+def _check_export_direction(
+    instance: GanPlugin, meta: dict[str, Any], folder: Path, direction: str | None, one_generator: bool = False
+) -> None:
+    """An export holds one generator: a ``direction`` it was not exported for is refused, naming its own."""
+    if direction is None:
+        return
+    wanted = instance.network_for(direction)  # an unknown direction: the plugin's own error
+    held = meta.get("generator", instance.generator)
+    if (one_generator or meta.get("exported")) and held != wanted:
+        mine = next((k for k, v in instance.directions.items() if v == held), held)
+        raise CheckpointError(
+            f"{folder} is an export of direction {mine} (network '{held}') alone; --direction {direction} needs "
+            f"'{wanted}': export it with gantk export RUN --direction {direction}, or use the run's checkpoint."
+        )
 
 
 def _build_one(

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from gantk.errors import CheckpointError, DataError
+from gantk.errors import CheckpointError, ConfigError, DataError
 from gantk.io.checkpoint import load_weights
 from gantk.io.images import from_uint8
 
@@ -203,3 +203,46 @@ def load_classifier(folder: str | Path, device: str | torch.device = "cpu") -> C
     model = Classifier(spec)
     load_weights(model, folder / WEIGHTS)
     return model.to(device).eval()
+
+
+def run_judge(
+    classifier: str, run_dir: Path, train_data, *, steps: int, seed: int, data_name: str, device: torch.device
+) -> Classifier:
+    """The classifier that scores a run's samples: the folder ``classifier`` (``eval.classifier``) when given,
+    else the run's own in ``<run_dir>/classifier``, trained once on ``train_data()`` (real, labelled images)
+    and cached there."""
+    if classifier:
+        folder = Path(classifier)
+        if not (folder / CONFIG).exists():
+            raise ConfigError(f"eval.classifier {folder} is not a classifier folder (no {CONFIG} in it).")
+        return load_classifier(folder, device)
+    folder = run_dir / "classifier"
+    if (folder / WEIGHTS).exists():
+        return load_classifier(folder, device)
+    log.info("training the evaluation classifier on the real training images (cached in %s)", folder)
+    model, held = train_classifier(train_data(), steps=steps, seed=seed, device=device)
+    save_classifier(model, folder, {"data": data_name, "heldout_accuracy": held})
+    return model
+
+
+def matched_accuracy(predicted: Tensor, codes: Tensor, num_codes: int, num_classes: int) -> tuple[float, list[int]]:
+    """Accuracy of an unsupervised code against classes under the best one-to-one matching of code values
+    to classes (the Hungarian algorithm on the code x class counts), and the class each code value got.
+
+    This is how InfoGAN's categorical code is scored (Chen et al. 2016 report 5 % error on MNIST): the
+    code never saw a label, so which value means which digit is arbitrary, and only a matching that
+    maps different values to different digits is fair (a many-to-one map would score a code that draws
+    one digit for every value as well as the classifier's accuracy on that digit).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    counts = torch.zeros(num_codes, num_classes, dtype=torch.int64)
+    counts.index_put_(
+        (codes.long().cpu(), predicted.long().cpu()), torch.ones(len(codes), dtype=torch.int64), accumulate=True
+    )
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    matched = int(counts[torch.as_tensor(rows), torch.as_tensor(cols)].sum())
+    assignment = [-1] * num_codes
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        assignment[r] = c
+    return matched / max(1, len(codes)), assignment

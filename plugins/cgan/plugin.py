@@ -15,7 +15,6 @@ checkpoint is kept by the overall accuracy.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,8 +33,6 @@ from gantk.metrics import samples
 from gantk.sampling import sample_per_class
 
 from .networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
-
-log = logging.getLogger("gantk")
 
 
 @dataclass
@@ -163,20 +160,16 @@ class CGAN(GanPlugin):
     # ---- evaluation -------------------------------------------------------------------------------
     def judge(self, run_dir: Path, device: torch.device) -> clf.Classifier:
         """The classifier that scores samples: ``eval.classifier``, or the run's own, trained once."""
-        if self.cfg.eval.classifier:
-            folder = Path(self.cfg.eval.classifier)
-            if not (folder / clf.CONFIG).exists():
-                raise ConfigError(f"eval.classifier {folder} is not a classifier folder (no {clf.CONFIG} in it).")
-            return clf.load_classifier(folder, device)
-        folder = run_dir / "classifier"
-        if (folder / clf.WEIGHTS).exists():
-            return clf.load_classifier(folder, device)
-        log.info("training the evaluation classifier on the real training images (cached in %s)", folder)
-        model, held = clf.train_classifier(
-            self.build_dataset("train"), steps=self.cfg.eval.classifier_steps, seed=self.cfg.eval.seed, device=device
+        e = self.cfg.eval
+        return clf.run_judge(
+            e.classifier,
+            run_dir,
+            lambda: self.build_dataset("train"),
+            steps=e.classifier_steps,
+            seed=e.seed,
+            data_name=self.cfg.data.name,
+            device=device,
         )
-        clf.save_classifier(model, folder, {"data": self.cfg.data.name, "heldout_accuracy": held})
-        return model
 
     @torch.no_grad()
     def metric_names(self) -> tuple[str, ...]:

@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-import kornia
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +27,7 @@ from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
 from gantk.io.images import from_uint8, save_grid
+from gantk.metrics.translation import distribution_scores, pair_scores
 from gantk.tiling import tiled_apply
 
 from .networks import PatchDiscriminator, UNetGenerator
@@ -112,8 +112,6 @@ class Pix2Pix(GanPlugin):
 
     cfg: Pix2PixConfig
     holdout: TensorDataset | None = None
-    _fid = None  # the FID Inception FeatureSpace, built on first use
-    _fid_warned = False
     _holdout_warned = False
     _first_pairs: TensorDataset | None = None
 
@@ -293,36 +291,10 @@ class Pix2Pix(GanPlugin):
             for start in range(0, len(inputs), 8):
                 outputs.append(G(inputs[start : start + 8].to(ctx.device)).float().cpu())
         out = torch.cat(outputs)
-        out01, tgt01 = (out * 0.5 + 0.5).clamp(0, 1), (targets * 0.5 + 0.5).clamp(0, 1)
-        psnr = torch.stack([kornia.metrics.psnr(o, t, 1.0) for o, t in zip(out01, tgt01, strict=True)])
-        metrics = {
-            "l1": (out01 - tgt01).abs().mean().item(),
-            "psnr": psnr.mean().item(),
-            "ssim": kornia.metrics.ssim(out01, tgt01, 11).mean().item(),
-        }
-        metrics.update(self._distribution_scores(out, targets, ctx.device))
+        metrics = pair_scores(out, targets)
+        metrics.update(distribution_scores(out, targets, self.cfg.eval.fid_weights, ctx.device))
         write_report(ctx, inputs, out, targets, metrics)
         return metrics
-
-    def _distribution_scores(self, fake: torch.Tensor, real: torch.Tensor, device: torch.device) -> dict:
-        """FID and KID of the held-out outputs against their targets (gantk.metrics, as every plugin's)."""
-        if not self.cfg.eval.fid_weights:
-            if not self._fid_warned:
-                warnings.warn(
-                    "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, "
-                    "see docs/metrics.md); L1, PSNR and SSIM are still reported.",
-                    stacklevel=2,
-                )
-                self._fid_warned = True
-            return {}
-        if self._fid is None:
-            from gantk.metrics import FeatureSpace
-
-            self._fid = FeatureSpace(self.cfg.eval.fid_weights, device)
-        from gantk.metrics import distances
-
-        d = distances(self._fid.features(real), self._fid.features(fake))
-        return {"fid": d["fid"], "kid": d["kid"]}
 
 
 def write_report(ctx: EvalContext, inputs, outputs, targets, metrics: dict[str, float]) -> None:

@@ -104,8 +104,6 @@ class SRGAN(GanPlugin):
     best_mode = "max"
 
     cfg: SRGANConfig
-    _content: nn.Module | None = None
-    _content_ready = False
     _benchmarks: dict[str, list[SRPair]] | None = None
     _bicubic: dict[str, dict[str, float]] | None = None
 
@@ -170,18 +168,18 @@ class SRGAN(GanPlugin):
     def pixel_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         return {self.cfg.loss.pixel: self._pixel(ctx.nets["G"](batch["lr"]), batch["hr"])}
 
-    def content_loss(self, device: torch.device) -> nn.Module | None:
-        """The VGG content loss, or None (pixel MSE) when configured so or when no weights can be had."""
-        if not self._content_ready:
-            self._content_ready = True
-            if self.cfg.loss.content == "vgg":
-                trunk = load_vgg19_features(self.cfg.loss.vgg_weights, tuple(self.cfg.loss.vgg_layer))
-                if trunk is not None:
-                    self._content = VGGContentLoss(trunk, self.cfg.loss.vgg_scale).to(device)
-                    log.info("SRGAN content loss: VGG19 phi%d,%d", *self.cfg.loss.vgg_layer)
-            if self._content is None:
-                log.info("SRGAN content loss: pixel MSE (SRGAN-MSE)")
-        return self._content
+    def build_aux(self) -> dict[str, nn.Module]:
+        """The VGG content loss, as a frozen module the engine places (none: pixel MSE, SRGAN-MSE), built
+        only when the adversarial phase that uses it will run."""
+        if self.cfg.loss.content != "vgg" or self.cfg.phases.srresnet >= self.cfg.train.max_steps:
+            log.info("SRGAN content loss: pixel MSE (SRGAN-MSE)")
+            return {}
+        trunk = load_vgg19_features(self.cfg.loss.vgg_weights, tuple(self.cfg.loss.vgg_layer))
+        if trunk is None:
+            log.info("SRGAN content loss: pixel MSE (SRGAN-MSE)")
+            return {}
+        log.info("SRGAN content loss: VGG19 phi%d,%d", *self.cfg.loss.vgg_layer)
+        return {"content": VGGContentLoss(trunk, self.cfg.loss.vgg_scale)}
 
     def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         D = ctx.nets["D"]
@@ -196,7 +194,7 @@ class SRGAN(GanPlugin):
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, hr = ctx.scratch.pop("fake"), batch["hr"]
         logits = ctx.nets["D"](fake)
-        content = self.content_loss(ctx.device)
+        content = ctx.aux.get("content")
         terms = {"content": content(fake, hr) if content is not None else F.mse_loss(fake, hr)}
         terms["adversarial"] = self.cfg.loss.adversarial * F.binary_cross_entropy_with_logits(
             logits, torch.ones_like(logits)

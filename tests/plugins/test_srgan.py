@@ -35,11 +35,12 @@ def test_phase_one_trains_g_alone_then_phase_two_trains_both(sr_data, tmp_path):
     plugin = tiny_srgan(sr_data, train={"checkpoint_every": 2, "keep_checkpoints": 5})
     run = tmp_path / "run"
     trainer = Trainer(plugin, run)
-    trainer.setup()
+    with pytest.warns(UserWarning, match="falls back to pixel MSE"):  # said at set-up, before any step
+        trainer.setup()
+    assert trainer.aux == {}
     d0 = {k: v.clone() for k, v in trainer.nets["D"].state_dict().items() if v.is_floating_point()}
     g0 = {k: v.clone() for k, v in trainer.nets["G"].state_dict().items() if v.is_floating_point()}
-    with pytest.warns(UserWarning, match="falls back to pixel MSE"):
-        trainer.fit()
+    trainer.fit()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     by_step = {r["step"]: r for r in rows if "step" in r}
     assert "G/mse" in by_step[2] and not any(k.startswith("D/") for k in by_step[2])
@@ -85,8 +86,11 @@ def test_missing_training_folder_names_the_setting(sr_data):
 def test_srgan_phase_uses_vgg_when_weights_are_given(sr_data, tmp_path):
     path = vgg_features_file(tmp_path)
     plugin = tiny_srgan(sr_data, loss={"vgg_weights": str(path)}, phases={"srresnet": 1}, train={"max_steps": 2})
-    Trainer(plugin, tmp_path / "run").fit()
-    assert isinstance(plugin._content, VGGContentLoss)
+    trainer = Trainer(plugin, tmp_path / "run")
+    trainer.fit()
+    content = trainer.aux["content"]  # built by the plugin's build_aux, placed by the engine
+    assert isinstance(content, VGGContentLoss)
+    assert not content.training and not any(p.requires_grad for p in content.parameters())
 
 
 def _random_srresnet() -> SRResNet:

@@ -1,0 +1,57 @@
+"""Scores of an image-to-image generator on held-out images, shared by pix2pix and CycleGAN.
+
+:func:`pair_scores` compares outputs with their targets where the data has pairs (L1, PSNR and SSIM on
+images in [0, 1], kornia's). :func:`distribution_scores` is FID and KID of the outputs against the target
+images with the FID Inception network from ``eval.fid_weights``; without weights it warns once and reports
+nothing, since a paired L1 is already there to judge by.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import kornia
+import torch
+from torch import Tensor, nn
+
+from gantk.metrics.fid import FeatureSpace, distances
+
+NO_WEIGHTS = (
+    "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, see docs/metrics.md); "
+    "L1, PSNR and SSIM are still reported where the held-out images are pairs."
+)
+
+
+def pair_scores(out: Tensor, target: Tensor) -> dict[str, float]:
+    """Mean L1, PSNR and SSIM (11x11 window) of outputs against targets, both (N, C, H, W) in [-1, 1]."""
+    out01, tgt01 = (out * 0.5 + 0.5).clamp(0, 1), (target * 0.5 + 0.5).clamp(0, 1)
+    psnr = torch.stack([kornia.metrics.psnr(o, t, 1.0) for o, t in zip(out01, tgt01, strict=True)])
+    return {
+        "l1": (out01 - tgt01).abs().mean().item(),
+        "psnr": psnr.mean().item(),
+        "ssim": kornia.metrics.ssim(out01, tgt01, 11).mean().item(),
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_space(weights: str, device: str) -> FeatureSpace:
+    """One per weights file and device: the Inception network loads once per process, not per evaluation."""
+    return FeatureSpace(weights, device)
+
+
+def distribution_scores(fake: Tensor, real: Tensor, weights: str, device: torch.device) -> dict[str, float]:
+    """``{"fid", "kid"}`` of ``fake`` against ``real`` (both in [-1, 1]); ``{}`` with a warning when ``weights``
+    is empty (one line, raised here: Python's default filter shows it once per process)."""
+    if not weights:
+        warnings.warn(NO_WEIGHTS, stacklevel=2)
+        return {}
+    space = _feature_space(weights, str(device))
+    d = distances(space.features(real), space.features(fake))
+    return {"fid": d["fid"], "kid": d["kid"]}
+
+
+@torch.no_grad()
+def translate_all(G: nn.Module, images: Tensor, device: torch.device, chunk: int = 8) -> Tensor:
+    """``G`` over ``images`` (float, on the CPU), ``chunk`` at a time on ``device``; outputs on the CPU."""
+    return torch.cat([G(images[i : i + chunk].to(device)).float().cpu() for i in range(0, len(images), chunk)])

@@ -1,0 +1,1 @@
+"""The cyclegan plugin: see plugin.py."""

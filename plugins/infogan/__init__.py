@@ -1,0 +1,1 @@
+"""The infogan plugin: see plugin.py."""
