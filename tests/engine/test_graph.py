@@ -153,3 +153,29 @@ def test_a_masked_step_changes_nothing_when_the_loss_was_not_finite(name):
         if not finite:
             assert all(torch.equal(a, b) for a, b in zip(state, after, strict=True))
         opt.zero_grad()
+
+
+@pytest.mark.parametrize("name", ["infogan", "cyclegan"])
+def test_the_zoo_plugins_replay_exactly_what_they_run_eagerly(name, tmp_path):
+    from tests.helpers import write_mnist
+    from tests.helpers.pairs import write_side_by_side
+    from tests.helpers.zoo import tiny_cyclegan, tiny_infogan
+
+    def make():
+        if name == "infogan":
+            return tiny_infogan(
+                write_mnist(tmp_path / f"mnist{len(list(tmp_path.iterdir()))}"), train={"max_steps": WARMUP + 3}
+            )
+        return tiny_cyclegan(
+            write_side_by_side(tmp_path / f"pairs{len(list(tmp_path.iterdir()))}", 6, 20),
+            train={"max_steps": WARMUP + 3},
+        )
+
+    eager = Trainer(make(), tmp_path / "eager").fit()
+    trainer = Trainer(make(), tmp_path / "graph")
+    runner = _with_graphs(trainer)
+    graph = trainer.fit()
+    assert runner.captured == 1 and runner.enabled
+    for file in eager.glob("*.safetensors"):
+        a, b = load_file(file), load_file(graph / file.name)
+        assert all(torch.equal(a[k], b[k]) for k in a), file.name

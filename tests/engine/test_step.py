@@ -16,6 +16,7 @@ from gantk.io.images import from_uint8
 from tests.helpers import tiny_dcgan, tiny_plugin, write_mnist
 from tests.helpers.pairs import write_side_by_side
 from tests.helpers.sr import tiny_srgan, write_sr_data
+from tests.helpers.zoo import tiny_cyclegan, tiny_infogan
 
 
 def _watch_every_step(trainer: Trainer) -> list[int]:
@@ -85,6 +86,10 @@ PLUGINS = {
     "cgan": lambda tmp, images: _cgan(tmp / "mnist"),
     "pix2pix": lambda tmp, images: _pix2pix(tmp / "pairs"),
     "srgan (both phases)": lambda tmp, images: tiny_srgan(write_sr_data(tmp / "sr"), train={"log_every": 2}),
+    "infogan": lambda tmp, images: tiny_infogan(write_mnist(tmp / "mnist")),
+    "cyclegan (pools)": lambda tmp, images: tiny_cyclegan(
+        write_side_by_side(tmp / "pairs", 6, 20), train={"max_steps": 4}
+    ),
 }
 
 

@@ -20,40 +20,7 @@ from gantk.engine import Trainer
 from gantk.testing import check_plugin
 from tests.helpers import run_python
 from tests.helpers.pairs import write_side_by_side
-
-TINY = {
-    "data": {"image_size": 16, "load_size": 20, "holdout": 2},
-    "model": {"ngf": 4, "ndf": 4, "n_blocks": 1, "n_layers": 2, "pool_size": 3},
-    "epochs": {"constant": 1, "decay": 1},
-}
-
-
-def tiny_cyclegan(data, **sections):
-    """16x16, widths 4, one residual block; side-by-side pairs are read as two domains (data.kind=paired)."""
-    spec, cls = registry.load("cyclegan")
-    layer = {k: dict(v) for k, v in TINY.items()}
-    if not (data / "trainA").is_dir():
-        layer["data"]["kind"] = "paired"
-    train = {"device": "cpu", "log_every": 1, "sample_every": 0, "eval_every": 0, "tensorboard": False}
-    layer["train"] = {**train, "checkpoint_every": 100}
-    for section, values in sections.items():
-        layer.setdefault(section, {}).update(values)
-    cfg = registry.make_config(spec, cls, [(layer, "test")])
-    cfg.data.name = str(data)
-    return cls(cfg)
-
-
-def write_unpaired(root, n_a: int, n_b: int, size: int = 20, test: int = 0):
-    rng = np.random.default_rng(3)
-    for split, counts in (("train", (n_a, n_b)), ("test", (test, test))):
-        for side, count in zip("AB", counts, strict=True):
-            if not count:
-                continue
-            (root / f"{split}{side}").mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / f"{split}{side}" / f"{i}.png")
-    return root
+from tests.helpers.zoo import TINY, tiny_cyclegan, write_unpaired
 
 
 def test_unpaired_folders_of_unequal_size_train_and_shuffle_b_per_epoch(tmp_path):

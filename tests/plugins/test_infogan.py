@@ -14,17 +14,10 @@ from gantk.errors import ConfigError
 from gantk.metrics.classifier import matched_accuracy
 from gantk.sampling import traverse
 from gantk.testing import check_plugin
-from tests.helpers import REPO, tiny_plugin, write_mnist
+from tests.helpers import REPO, write_mnist
+from tests.helpers.zoo import tiny_infogan
 
 MNIST_CLASSIFIER = REPO / "apps" / "checkpoints" / "mnist-classifier"  # the project's own (gantk classifier)
-
-
-def tiny_infogan(root, **sections):
-    """16x16, widths 4: a step takes milliseconds."""
-    train = {"batch_size": 8, "max_steps": 4, "device": "cpu", "log_every": 1, "sample_every": 0}
-    train.update({"eval_every": 0, "checkpoint_every": 100, "tensorboard": False})
-    layer = {"data": {"name": str(root), "image_size": 16}, "model": {"width": 4, "nz": 6}, "train": train}
-    return tiny_plugin("infogan", layer, sections)[1]
 
 
 @pytest.fixture
