@@ -13,6 +13,8 @@ Views of one generator G(z) or G(z, y):
   the rows; stroke, slant and thickness stay, the class changes.
 * **Arithmetic**: vector arithmetic on z (``gantk arithmetic``, DCGAN paper figure 7): click cells of a
   numbered grid (or type their indices) to make groups, join groups with + and -.
+* **Latent codes** (models with named codes, InfoGAN): a picker for the categorical code and a slider per
+  continuous code; every sample keeps those values while its noise differs.
 
 It runs on the CPU, binds 127.0.0.1 unless told otherwise, sends no analytics, and loads no script, font
 or stylesheet from outside the app itself.
@@ -32,6 +34,7 @@ from gantk import arithmetic as zmath
 from gantk.errors import GantkError
 from gantk.io.generators import load_generator
 from gantk.io.images import grid_image
+from gantk.plugin import generate_in_chunks
 from gantk.sampling import sample, sample_per_class, walk_between_seeds
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cgan-mnist"
@@ -43,6 +46,7 @@ MAX_SEED = 2**31 - 1
 DISPLAY_WIDTH = 512  # grids are enlarged (nearest) to at least this many pixels across
 CELL_SIDE = 64  # numbered-grid cells are enlarged to at least this, so that their index fits
 MAX_EXPRESSION = 200  # characters
+CODE_SPAN = 2.0  # continuous codes' sliders reach beyond the [-1, 1] they trained on, as InfoGAN's figures do
 
 
 class Synthesizer:
@@ -58,6 +62,7 @@ class Synthesizer:
         self.device = device
         self.files = ScratchFiles("gantk-synthesis-")
         self.classes = list(self.plugin.class_names())
+        self.codes = self.plugin.latent_codes()
         side = self.plugin.cfg.data.image_size
         self.cell = side * zmath.enlargement(side, CELL_SIDE)  # a numbered-grid cell, in pixels
 
@@ -128,6 +133,28 @@ class Synthesizer:
             raise gr.Error(str(exc).replace("--expr", "the expression")) from None
         return self.files.save_png(zmath.figure(result, CELL_SIDE))
 
+    def coded(self, seed, count, *values):
+        """``count`` samples with each latent code at its picker's or slider's value (in ``latent_codes`` order)."""
+        if len(values) != len(self.codes):
+            raise gr.Error(f"this model has {len(self.codes)} latent codes; got {len(values)} values.")
+        seed = self._int(seed, "seed", 0, MAX_SEED)
+        n = self._int(count, "number of images", 1, MAX_IMAGES)
+        fixed = {}
+        for code, value in zip(self.codes, values, strict=True):
+            if code.kind == "categorical":
+                fixed[code.name] = self._int(value, code.name, 0, code.values - 1)
+            else:
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise gr.Error(f"{code.name} must be a number; got {value!r}.") from None
+                if not -CODE_SPAN <= number <= CODE_SPAN:
+                    raise gr.Error(f"{code.name} must be between {-CODE_SPAN} and {CODE_SPAN}; got {number}.")
+                fixed[code.name] = number
+        inputs = self.plugin.coded_inputs(n, torch.Generator().manual_seed(seed), fixed)
+        images = generate_in_chunks(self.plugin, self.G, inputs, self.device)
+        return self.files.save_png(grid_image(images, min_width=DISPLAY_WIDTH))
+
     def every_class(self, seed, count):
         """Rows are classes, columns are ``count`` latent codes shared by every row."""
         if not self.classes:
@@ -139,7 +166,7 @@ class Synthesizer:
 
 
 def build_app(synth: Synthesizer) -> gr.Blocks:
-    """The Gradio UI; the API names (``/generate``, ``/walk``, ``/every_class``, ``/numbered``,
+    """The Gradio UI; the API names (``/generate``, ``/walk``, ``/every_class``, ``/coded``, ``/numbered``,
     ``/arithmetic``) are what clients call. Without classes the class pickers are hidden (and ignored)."""
     classes = [*synth.classes]
     conditional = bool(classes)
@@ -188,6 +215,27 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                     label="same z, every class", type="filepath", interactive=False, buttons=IMAGE_BUTTONS
                 )
                 same_go.click(synth.every_class, [same_seed, codes], same_out, api_name="every_class")
+        if synth.codes:
+            with gr.Tab("Latent codes"):
+                gr.Markdown(
+                    "Each latent code is fixed at the value chosen here; only the noise differs between samples. "
+                    "Continuous codes trained on [-1, 1]; the sliders go to +-2, as the InfoGAN paper's figures do."
+                )
+                controls = []
+                with gr.Row():
+                    for code in synth.codes:
+                        if code.kind == "categorical":
+                            controls.append(
+                                gr.Dropdown(list(range(code.values)), value=0, label=f"{code.name} (categorical)")
+                            )
+                        else:
+                            controls.append(gr.Slider(-CODE_SPAN, CODE_SPAN, value=0.0, step=0.1, label=code.name))
+                with gr.Row():
+                    code_seed = gr.Number(0, precision=0, label="seed")
+                    code_count = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="number of images")
+                code_go = gr.Button("Generate", variant="primary")
+                code_out = gr.Image(label="samples", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
+                code_go.click(synth.coded, [code_seed, code_count, *controls], code_out, api_name="coded")
         with gr.Tab("Arithmetic"):
             gr.Markdown(
                 "Vector arithmetic on z (DCGAN paper, figure 7). Show the numbered grid, click cells to add "

@@ -3,7 +3,7 @@ one shared engine."""
 
 from gantk.config import Config, DataConfig, EMAConfig, EvalConfig, OptimConfig, ScheduleConfig, TrainConfig
 from gantk.errors import GantkError
-from gantk.plugin import EvalContext, GanPlugin, Hook, Phase, StepContext, Update
+from gantk.plugin import EvalContext, GanPlugin, Hook, LatentCode, Phase, StepContext, Update
 
 __version__ = "0.1.0"
 
@@ -16,6 +16,7 @@ __all__ = [
     "GanPlugin",
     "Hook",
     "GantkError",
+    "LatentCode",
     "OptimConfig",
     "Phase",
     "ScheduleConfig",

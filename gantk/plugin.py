@@ -143,6 +143,18 @@ LossFn = Callable[[Batch, StepContext], Losses]
 
 
 @dataclass(frozen=True)
+class LatentCode:
+    """One named latent code of a generator's input: categorical with ``values`` values (0 .. values - 1),
+    or continuous, trained on [``low``, ``high``] (and worth viewing beyond it)."""
+
+    name: str
+    kind: str  # "categorical" | "continuous"
+    values: int = 0
+    low: float = -1.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
 class Update:
     """One optimizer step inside a training step, over one network or several stepped together.
 
@@ -350,10 +362,15 @@ class GanPlugin:
         """
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not sample from noise")
 
-    def latent_codes(self) -> tuple[str, ...]:
+    def latent_codes(self) -> tuple[LatentCode, ...]:
         """Named parts of the generator's input that a user can vary one at a time (InfoGAN's ``c1, c2, c3``),
         for ``gantk sample --traverse`` and the synthesis app; empty when there are none."""
         return ()
+
+    def coded_inputs(self, n: int, generator: torch.Generator, codes: dict[str, float]) -> dict[str, Tensor]:
+        """``n`` inputs with each latent code named in ``codes`` set to its value (a categorical code's value
+        is its index) and everything else drawn on the CPU from ``generator``; the synthesis app's sliders."""
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' has no named latent codes")
 
     def traversal_inputs(self, code: str, steps: int, generator: torch.Generator) -> tuple[dict[str, Tensor], int]:
         """Inputs of a grid that varies latent code ``code`` along each row (``steps`` values) with everything

@@ -111,7 +111,15 @@ class {cls}(GanPlugin):
         return {{"G": generator(m.nz, m.width, channels), "D": discriminator(m.width, channels)}}
 
     def phases(self) -> list[Phase]:
+        # one D step, then one G step with D frozen. Other rhythms (gantk's docs/plugins.md):
+        #   Phase.alternating(self.d_loss, self.g_loss, d_repeat=5)        WGAN's 5 critic steps
+        #   Update(("G", "Q"), self.g_loss, freeze=("D",), optimizer="G")  one optimizer over two networks
         return [Phase.alternating(self.d_loss, self.g_loss)]
+
+    # Frozen modules a loss needs (a feature network for a perceptual loss) are built here, placed on the
+    # device by the engine and read in the losses as ctx.aux["name"]; never build them inside a loss:
+    # def build_aux(self) -> dict[str, nn.Module]:
+    #     return {{"features": load_my_frozen_feature_network()}}
 
     def d_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         real = batch["image"]

@@ -37,7 +37,7 @@ from gantk.init import normal_init
 from gantk.io.images import save_grid
 from gantk.metrics import classifier as clf
 from gantk.metrics import samples
-from gantk.plugin import generate_in_chunks
+from gantk.plugin import LatentCode, generate_in_chunks
 
 from .networks import InfoDiscriminator, InfoGenerator, QHead, code_vector
 
@@ -83,11 +83,25 @@ class InfoGAN(GanPlugin):
     _unlabelled_warned = False
 
     # ---- the code ---------------------------------------------------------------------------------
-    def latent_codes(self) -> tuple[str, ...]:
+    def latent_codes(self) -> tuple[LatentCode, ...]:
         """The paper's names: ``c1`` the categorical code (when there is one), then ``c2, c3, ...``."""
         m = self.cfg.model
         first = 2 if m.categorical else 1
-        return (("c1",) if m.categorical else ()) + tuple(f"c{first + i}" for i in range(m.continuous))
+        cat = (LatentCode("c1", "categorical", m.categorical),) if m.categorical else ()
+        return cat + tuple(LatentCode(f"c{first + i}", "continuous") for i in range(m.continuous))
+
+    def coded_inputs(self, n: int, generator: torch.Generator, codes: dict[str, float]) -> dict[str, torch.Tensor]:
+        """``n`` inputs whose codes named in ``codes`` are fixed (``{"c1": 3, "c2": 1.5}``), the rest drawn."""
+        names = [c.name for c in self.latent_codes()]
+        unknown = sorted(set(codes) - set(names))
+        if unknown:
+            raise ConfigError(f"latent code {unknown[0]!r} is not one of this model's: {', '.join(names)}.")
+        inputs = self.sample_inputs(n, generator, code=int(codes["c1"]) if "c1" in codes else None)
+        offset = 1 if self.cfg.model.categorical else 0
+        for i, name in enumerate(names[offset:]):
+            if name in codes:
+                inputs["c_cont"][:, i] = float(codes[name])
+        return inputs
 
     def check_config(self) -> None:
         m, d = self.cfg.model, self.cfg.data
@@ -177,7 +191,7 @@ class InfoGAN(GanPlugin):
         -``span`` to ``span`` (beyond the [-1, 1] it trained on), z and the other codes fixed (one z, other
         continuous codes 0); for c1, rows are ``steps`` draws of z and columns are c1's values. Returns the
         inputs and the row length."""
-        m, codes = self.cfg.model, self.latent_codes()
+        m, codes = self.cfg.model, tuple(c.name for c in self.latent_codes())
         if code not in codes:
             raise ConfigError(f"--traverse {code}: this model's latent codes are {', '.join(codes)}.")
         rows = max(1, m.categorical)

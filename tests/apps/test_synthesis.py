@@ -239,3 +239,28 @@ def test_scratch_files_are_pruned_by_age_and_a_reused_one_is_kept(checkpoint):
     synth.files.pruned_at = 0.0
     fresh = Path(synth.generate("dark", 2, 1))
     assert not old.exists() and fresh.exists()
+
+
+def test_an_infogan_checkpoint_gets_a_picker_and_sliders_for_its_codes(tmp_path):
+    import gradio as gr
+
+    from gantk.engine import Trainer
+    from tests.helpers import write_mnist
+    from tests.helpers.zoo import tiny_infogan
+
+    Trainer(tiny_infogan(write_mnist(tmp_path / "mnist"), train={"max_steps": 1}), tmp_path / "run").fit()
+    synth = synthesis.Synthesizer(tmp_path / "run")
+    assert [c.name for c in synth.codes] == ["c1", "c2", "c3"]
+    import torch
+
+    with torch.no_grad():  # after one step G's output is near 0 everywhere (N(0, 0.02) init): make it respond
+        for p in synth.G.parameters():
+            p.mul_(20)
+    first = _pixels(synth.coded(0, 4, 3, 1.5, -2.0))
+    assert np.array_equal(first, _pixels(synth.coded(0, 4, 3, 1.5, -2.0)))
+    assert not np.array_equal(first, _pixels(synth.coded(0, 4, 3, -1.5, -2.0)))  # c2 moves the images
+    for bad, match in (((0, 4, 10, 0, 0), "c1"), ((0, 4, 3, 2.5, 0), "c2 must be between"), ((0, 4, 3), "3 latent")):
+        with pytest.raises(gr.Error, match=match):
+            synth.coded(*bad)
+    app = synthesis.build_app(synth)
+    assert "coded" in {d.get("api_name") for d in app.config["dependencies"]}

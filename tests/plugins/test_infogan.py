@@ -30,7 +30,11 @@ def test_the_paper_settings_are_the_defaults(mnist):
     cfg = plugin.cfg
     assert (cfg.model.nz, cfg.model.categorical, cfg.model.continuous) == (62, 10, 2)
     assert (cfg.optim["D"].lr, cfg.optim["G"].lr) == (2e-4, 1e-3) and cfg.loss.lambda_cat == 1.0
-    assert plugin.latent_codes() == ("c1", "c2", "c3")
+    assert [(c.name, c.kind, c.values) for c in plugin.latent_codes()] == [
+        ("c1", "categorical", 10),
+        ("c2", "continuous", 0),
+        ("c3", "continuous", 0),
+    ]
     cfg.data.channels = 1
     nets = plugin.build_networks()
     assert nets["G"].fc[0].in_features == 74  # 62 + 10 + 2
@@ -73,6 +77,15 @@ def test_the_traversal_grid_varies_one_code_along_rows(mnist):
     assert torch.equal(inputs["z"][0], inputs["z"][9]) and not torch.equal(inputs["z"][0], inputs["z"][10])
     with pytest.raises(ConfigError, match="latent codes are c1, c2, c3"):
         plugin.traversal_inputs("c4", 5, torch.Generator())
+
+
+def test_coded_inputs_fix_the_named_codes_and_draw_the_rest(mnist):
+    plugin = tiny_infogan(mnist)
+    inputs = plugin.coded_inputs(4, torch.Generator().manual_seed(0), {"c1": 7, "c3": -1.5})
+    assert (inputs["c_cat"] == 7).all() and (inputs["c_cont"][:, 1] == -1.5).all()
+    assert len(set(inputs["c_cont"][:, 0].tolist())) == 4  # c2 drawn per sample
+    with pytest.raises(ConfigError, match="'c7' is not one of this model's: c1, c2, c3"):
+        plugin.coded_inputs(1, torch.Generator(), {"c7": 0})
 
 
 def test_traverse_draws_the_figure_from_a_checkpoint(mnist, tmp_path):
