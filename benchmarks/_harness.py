@@ -1,6 +1,6 @@
 """Shared by the per-plugin benchmarks: engine vs a plain PyTorch loop, and how far each is from the machine.
 
-Each script (``dcgan.py``, ``cgan.py``, ``pix2pix.py``, ``srgan.py``) describes one :class:`Case`: the
+Each script (``dcgan.py``, ``cgan.py``, ``pix2pix.py``, ``srgan.py``, ``infogan.py``, ``cyclegan.py``) describes one :class:`Case`: the
 plugin's config, synthetic in-memory uint8 data of the real shape, and one training step of the same
 networks written as a plain PyTorch loop. :func:`main` then
 
@@ -84,6 +84,8 @@ class Case:
     plain_step: Callable[[Plain, dict[str, torch.Tensor]], None]  # one step of the plain loop
     images_per_step: int
     trained: tuple[str, ...] = ("G", "D")
+    # optimizers over several networks (contract 2): {optimizer: networks}; default one per trained network
+    groups: dict[str, tuple[str, ...]] | None = None
     configure: Callable[[object], None] | None = None  # last touches on the engine's plugin instance
 
 
@@ -132,9 +134,10 @@ def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tup
     nets = {k: v.to(device, memory_format=fmt) for k, v in plugin.build_networks().items()}
     fused = {"fused": True} if device.type == "cuda" else {}
     opts = {}
-    for name in case.trained:
+    for name, networks in (case.groups or {n: (n,) for n in case.trained}).items():
         o = plugin.cfg.optim[name]
-        opts[name] = torch.optim.Adam(nets[name].parameters(), lr=o.lr, betas=o.betas, capturable=graph, **fused)
+        params = [p for net in networks for p in nets[net].parameters()]
+        opts[name] = torch.optim.Adam(params, lr=o.lr, betas=o.betas, capturable=graph, **fused)
     if args.compile != "off":
         nets = {k: torch.compile(v, mode=COMPILE_MODES[args.compile]) for k, v in nets.items()}
     plain = Plain(nets, opts, device, args.precision, args.channels_last)
@@ -204,7 +207,7 @@ def step_cost(case: Case, args: argparse.Namespace, data: TensorDataset) -> tupl
 
     with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step()
-    weights = sum(p.numel() for name in case.trained for p in plain.nets[name].parameters())
+    weights = sum(p.numel() for opt in plain.opts.values() for g in opt.param_groups for p in g["params"])
     return float(counter.get_total_flops()), 2.0 * sum(saved.values()) + 28.0 * weights
 
 

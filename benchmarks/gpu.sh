@@ -41,6 +41,10 @@ for s in "--precision fp32 --cuda-graph off" "--precision bf16 --channels-last -
   bench cgan.py --device cuda --steps 200 --warmup 50 --reps 2 $s
   # shellcheck disable=SC2086
   bench srgan.py --device cuda --steps 100 --warmup 20 --reps 2 $s
+  # shellcheck disable=SC2086
+  bench infogan.py --device cuda --steps 200 --warmup 50 --reps 2 $s
+  # shellcheck disable=SC2086
+  bench cyclegan.py --device cuda --steps 100 --warmup 20 --reps 2 $s
 done
 
 # train.augment's cost per policy (and whether the augmented step still captures as one CUDA graph: a

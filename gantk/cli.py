@@ -275,6 +275,21 @@ EVAL_SECTIONS = ("eval", "data")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
+def load_checkpoint_generator(args: argparse.Namespace, device, **kwargs):
+    """``(plugin, G)`` for the checkpoint arguments every generating command takes (``_add_checkpoint_args``)."""
+    from gantk.io.generators import load_generator
+
+    return load_generator(
+        args.checkpoint,
+        device,
+        use_ema=not getattr(args, "no_ema", False),
+        which="best" if args.best else "last",
+        plugin=args.plugin,
+        direction=args.direction,
+        **kwargs,
+    )
+
+
 def check_range(flag: str, value: int | None, lo: int, hi: int) -> None:
     """A command-line number outside ``[lo, hi]`` is one clear error naming the option."""
     if value is not None and not lo <= value <= hi:
@@ -438,7 +453,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.io.generators import load_generator
     from gantk.io.images import save_each, save_grid
     from gantk.sampling import interpolate, sample, sample_per_class, traverse
 
@@ -450,14 +464,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.numbered and (args.interpolate is not None or out.suffix.lower() != ".png"):
         raise GantkError("--numbered draws one grid of samples: give -o FILE.png and no --interpolate.")
     device = select_device(args.device)
-    plugin, G = load_generator(
-        args.checkpoint,
-        device,
-        use_ema=not args.no_ema,
-        which="best" if args.best else "last",
-        plugin=args.plugin,
-        direction=args.direction,
-    )
+    plugin, G = load_checkpoint_generator(args, device)
     classes = plugin.class_names()
     if args.label is not None and not classes:
         raise GantkError(f"--label {args.label}: this {plugin.name} model is not class-conditional; drop --label.")
@@ -531,7 +538,6 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     from gantk.arithmetic import arithmetic, describe, figure
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.io.generators import load_generator
 
     check_range("-n", args.n, 1, MAX_SAMPLES)
     check_range("--seed", args.seed, 0, MAX_SEED - 1)
@@ -543,14 +549,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
         raise GantkError(f"-o {out}: gantk arithmetic writes one PNG figure; give a file name ending in .png.")
     check_output(out, folder=False)
     device = select_device(args.device)
-    plugin, G = load_generator(
-        args.checkpoint,
-        device,
-        use_ema=not args.no_ema,
-        which="best" if args.best else "last",
-        plugin=args.plugin,
-        direction=args.direction,
-    )
+    plugin, G = load_checkpoint_generator(args, device)
     if plugin.class_names() and args.label is None:
         raise GantkError(
             f"this {plugin.name} model is class-conditional: give --label (the class of the numbered grid the "
@@ -711,13 +710,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from gantk.data.images import read_image
     from gantk.engine import select_device
     from gantk.engine.logger import console
-    from gantk.io.generators import load_generator
     from gantk.io.images import from_uint8, save_image_file
 
     device = select_device(args.device)
-    plugin, G = load_generator(
-        args.checkpoint, device, which="best" if args.best else "last", plugin=args.plugin, direction=args.direction
-    )
+    plugin, G = load_checkpoint_generator(args, device)
     pairs, out = _input_output_pairs(Path(args.input), Path(args.output)), Path(args.output)
     if not plugin.serves("translate"):
         raise GantkError(

@@ -81,3 +81,9 @@ def save_image_file(image: Tensor, path: str | Path) -> Path:
 def save_each(images: Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
     """Save images in [-1, 1] as one PNG each in ``folder``."""
     return [save_image_file(img, Path(folder) / f"{prefix}_{i:05d}.png") for i, img in enumerate(images)]
+
+
+def example_images(n: int, channels: int, side: int, seed: int = 0) -> Tensor:
+    """``n`` seeded random images (N, C, side, side) in [-1, 1]: what an image-to-image plugin's
+    ``export_inputs`` traces its graph with, made without any data."""
+    return torch.rand(n, channels, side, side, generator=torch.Generator().manual_seed(seed)) * 2 - 1

@@ -41,7 +41,7 @@ from gantk.data import jitter, locate
 from gantk.data.datasets import TensorDataset, UnpairedDataset, unpaired
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
-from gantk.io.images import from_uint8, save_grid
+from gantk.io.images import example_images, from_uint8, save_grid
 from gantk.metrics.translation import distribution_scores, pair_scores, translate_all
 from gantk.tiling import tiled_apply
 
@@ -256,8 +256,7 @@ class CycleGAN(GanPlugin):
         return {"input": from_uint8(self.heldout["A"][:n])}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
-        s, c = self.cfg.data.image_size, self.cfg.data.channels or 3
-        return {"input": torch.rand(2, c, s, s, generator=torch.Generator().manual_seed(0)) * 2 - 1}
+        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])

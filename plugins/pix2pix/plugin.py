@@ -26,7 +26,7 @@ from gantk.config import Count, NonNegative, Range, Side, Width
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
-from gantk.io.images import from_uint8, save_grid
+from gantk.io.images import example_images, from_uint8, save_grid
 from gantk.metrics.translation import distribution_scores, pair_scores
 from gantk.tiling import tiled_apply
 
@@ -245,8 +245,7 @@ class Pix2Pix(GanPlugin):
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
-        s, c = self.cfg.data.image_size, self.cfg.data.channels or 3
-        return {"input": torch.rand(2, c, s, s, generator=torch.Generator().manual_seed(0)) * 2 - 1}
+        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])
