@@ -19,5 +19,8 @@ def steps_per_second_after(plugin, warmup: int) -> float:
         Trainer(plugin, Path(tmp) / "run").fit()
         records = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in records if r["step"] > warmup]
-    seconds = sum((r["step"] - p["step"]) / r["steps_per_s"] for p, r in zip([records[0], *timed], timed, strict=False))
+    # each rate covers the steps since the record before it: the first timed interval starts at the last
+    # record of the warm-up (step == warmup), not at the first record of the run (step 1)
+    start = [r for r in records if r["step"] <= warmup][-1]
+    seconds = sum((r["step"] - p["step"]) / r["steps_per_s"] for p, r in zip([start, *timed], timed, strict=False))
     return (timed[-1]["step"] - warmup) / seconds
