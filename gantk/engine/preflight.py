@@ -77,7 +77,7 @@ def check_resources(
     plugin: GanPlugin,
     device: torch.device,
     trained: set[str],
-    optimizers: set[str] | None = None,
+    optimizers: set[str],
     aux: dict[str, torch.nn.Module] | None = None,
 ) -> None:
     """Optimizer settings only for optimizers the plugin's updates step, and networks (with their gradients
@@ -85,6 +85,6 @@ def check_resources(
     sizes = memory.network_bytes(plugin)
     if sizes is None:
         return
-    _check_optimizer_names(plugin, optimizers if optimizers is not None else trained, sorted(sizes))
+    _check_optimizer_names(plugin, optimizers, sorted(sizes))
     extra = {f"aux {name}": memory.module_bytes(module) for name, module in (aux or {}).items()}
     memory.check_fits(plugin, device, trained, sizes={**sizes, **extra})

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -144,7 +144,7 @@ class StepParts:
     nonfinite: str  # skip | stop | off
     max_steps: int
     augment: Augmenter | None = None  # train.augment: what D sees is augmented (engine/augment.py)
-    aux: dict[str, nn.Module] | None = None  # the plugin's frozen auxiliary modules (GanPlugin.build_aux)
+    aux: dict[str, nn.Module] = field(default_factory=dict)  # the plugin's frozen modules (GanPlugin.build_aux)
 
 
 class TrainStep:
@@ -176,7 +176,7 @@ class TrainStep:
             step_tensor=self.step_tensor,
             augment=p.augment,
             meter=self.meter,
-            aux=p.aux or {},
+            aux=p.aux,
         )
         fresh = iter(raws[1:])
         shared = self.prepare(raws[0], ctx)  # one batch per step, shared by its updates

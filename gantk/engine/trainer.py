@@ -85,11 +85,6 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._first_step = 0
 
-    @property
-    def ema(self) -> EmaGenerator | None:
-        """The EMA copy of the plugin's ``generator`` (``train.ema``), or None."""
-        return self.emas.get(self.plugin.generator)
-
     # the counters a checkpoint saves live in ``state`` (engine/snapshot.py); these read and set them there
     @property
     def step(self) -> int:

@@ -207,10 +207,11 @@ def load_classifier(folder: str | Path, device: str | torch.device = "cpu") -> C
 
 def run_judge(
     classifier: str, run_dir: Path, train_data, *, steps: int, seed: int, data_name: str, device: torch.device
-) -> Classifier:
+) -> Classifier | None:
     """The classifier that scores a run's samples: the folder ``classifier`` (``eval.classifier``) when given,
     else the run's own in ``<run_dir>/classifier``, trained once on ``train_data()`` (real, labelled images)
-    and cached there."""
+    and cached there. ``train_data`` is called only when a classifier must be trained; it returns None when
+    the data has no labels, and then so does this."""
     if classifier:
         folder = Path(classifier)
         if not (folder / CONFIG).exists():
@@ -219,8 +220,11 @@ def run_judge(
     folder = run_dir / "classifier"
     if (folder / WEIGHTS).exists():
         return load_classifier(folder, device)
+    data = train_data()
+    if data is None:
+        return None
     log.info("training the evaluation classifier on the real training images (cached in %s)", folder)
-    model, held = train_classifier(train_data(), steps=steps, seed=seed, device=device)
+    model, held = train_classifier(data, steps=steps, seed=seed, device=device)
     save_classifier(model, folder, {"data": data_name, "heldout_accuracy": held})
     return model
 

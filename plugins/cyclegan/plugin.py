@@ -37,7 +37,7 @@ from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.config import Count, NonNegative, Range, Side, Width
-from gantk.data import jitter, locate
+from gantk.data import jitter, load_dataset, locate
 from gantk.data.datasets import TensorDataset, UnpairedDataset, unpaired
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
@@ -143,8 +143,6 @@ class CycleGAN(GanPlugin):
                 "trainB/ (junyanz's layout), or a paired set such as facades (a folder of side-by-side pairs: "
                 "--set data.kind=paired)."
             )
-        from gantk.data import load_dataset
-
         pairs = load_dataset(d, split)
         pairs = pairs if isinstance(pairs, TensorDataset) else pairs.preload()  # type: ignore[attr-defined]
         a, b = pairs.tensors["A"], pairs.tensors["B"]

@@ -220,8 +220,21 @@ class InfoGAN(GanPlugin):
         code values matched one-to-one to classes; a grid ``codes_XXXXXXXX.png`` with one row per code value,
         ordered by the class it was matched to."""
         e, k = self.cfg.eval, self.cfg.model.categorical
-        train = self.build_dataset("train")
-        if not getattr(train, "class_names", None) and not e.classifier:
+
+        def labelled_train():  # read only when the run's own classifier must be trained
+            train = self.build_dataset("train")
+            return train if getattr(train, "class_names", None) else None
+
+        judge = clf.run_judge(
+            e.classifier,
+            ctx.out_dir.parent,
+            labelled_train,
+            steps=e.classifier_steps,
+            seed=e.seed,
+            data_name=self.cfg.data.name,
+            device=ctx.device,
+        )
+        if judge is None:
             if not self._unlabelled_warned:
                 warnings.warn(
                     f"cat_accuracy skipped: --data {self.cfg.data.name} has no labels and eval.classifier is "
@@ -230,15 +243,6 @@ class InfoGAN(GanPlugin):
                 )
                 self._unlabelled_warned = True
             return {}
-        judge = clf.run_judge(
-            e.classifier,
-            ctx.out_dir.parent,
-            lambda: train,
-            steps=e.classifier_steps,
-            seed=e.seed,
-            data_name=self.cfg.data.name,
-            device=ctx.device,
-        )
         g = torch.Generator().manual_seed(e.seed)
         per_code = [self.sample_inputs(e.samples_per_code, g, code=c) for c in range(k)]
         inputs = {key: torch.cat([p[key] for p in per_code]) for key in per_code[0]}

@@ -129,3 +129,12 @@ def test_evaluation_reports_the_matched_code_accuracy(mnist, tmp_path):
 def test_infogan_conforms(mnist, tmp_path):
     overrides = ["model.width=4", "model.nz=6", "data.image_size=16", "train.batch_size=8"]
     assert all(r.status == "passed" for r in check_plugin("infogan", data=mnist, overrides=overrides, workdir=tmp_path))
+
+
+def test_unlabelled_data_skips_the_code_accuracy_with_a_warning(image_folder, tmp_path):
+    plugin = tiny_infogan(image_folder, eval={"fid_samples": 8, "samples_per_code": 2})
+    from gantk.plugin import EvalContext
+
+    with pytest.warns(UserWarning, match="cat_accuracy skipped: --data .* has no labels"):
+        assert plugin.code_accuracy(plugin.build_networks()["G"].eval(), EvalContext("cpu", 0, tmp_path / "eval")) == {}
+    assert not (tmp_path / "classifier").exists()  # nothing was trained on data without labels
