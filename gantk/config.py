@@ -126,6 +126,12 @@ class EMAConfig:
     enabled: bool = False
     decay: Unit = 0.999
     start_step: Count = 0  # copy the weights as they are until this step
+    # StyleGAN2's rule instead of decay when > 0: the average's half-life in thousands of images shown
+    # (the paper: 10), so the horizon does not depend on the batch size
+    half_life_kimg: Annotated[float, Range(0)] = 0.0
+    # with half_life_kimg: the half-life is at most rampup x the images shown so far (NVlabs' ema_rampup,
+    # 0.05 in its auto config), so the early average forgets the random initialisation fast; 0: off
+    rampup: Annotated[float, Range(0)] = 0.0
     # batch norm: re-estimate the EMA generator's statistics from this many batches of its own samples
     # before it is used (gantk/engine/ema.py says why); 0 uses the raw generator's statistics
     calibration_batches: Count = 16

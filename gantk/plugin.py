@@ -41,8 +41,9 @@ from gantk.errors import ConfigError
 #: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error.
 #: 2 added updates over several networks (``Update(("G_AB", "G_BA"), ..., optimizer="G")``), named
 #: generators per direction (``GanPlugin.directions``) and frozen auxiliary modules (``build_aux``);
-#: a version-1 plugin uses none of them and loads unchanged
-CONTRACT_VERSION = 2
+#: a version-1 plugin uses none of them and loads unchanged. 3 added lazy updates (``Update(..., every=16)``),
+#: sampling options (``GanPlugin.sample_options``) and style-mixing grids (``GanPlugin.mixing_inputs``)
+CONTRACT_VERSION = 3
 
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
 #: a larger image from a smaller one
@@ -166,6 +167,16 @@ class Update:
     ``repeat`` runs the update several times per step; repeats after the first take fresh batches.
     ``freeze`` names networks whose weight gradients this update does not need (D during a G update);
     they are held at ``requires_grad=False`` while the loss runs, which saves their backward pass.
+
+    ``every=k`` (contract 3) makes the update **lazy** (Karras et al. 2020, "Analyzing and Improving the
+    Image Quality of StyleGAN", section 3.1): it runs on the steps where the number of steps done before
+    it is a multiple of ``k`` (the first step, then every k-th), so a regulariser that is costly and
+    changes slowly (R1, path length) is paid for once in k steps. The loss is written as if it ran every
+    step: the engine multiplies it by ``k`` (what the term would add up to over k steps), and an
+    optimizer that a lazy update shares with an every-step one has its learning rate scaled by
+    ``r = 1 / (1 + sum 1/k)`` and its betas raised to ``r`` (the paper's compensation for the extra
+    optimizer steps; with one lazy update of interval k, r = k / (k + 1)). The logged terms are the
+    loss's own, unscaled, averaged over the steps it ran.
     """
 
     network: str | tuple[str, ...]
@@ -173,6 +184,16 @@ class Update:
     repeat: int = 1
     freeze: tuple[str, ...] = ()
     optimizer: str = ""
+    every: int = 1
+
+    def runs_at(self, step: int) -> bool:
+        """Whether the update runs in the step that ``step`` steps precede (0: the first step)."""
+        return step % self.every == 0
+
+    @property
+    def label(self) -> str:
+        """``<optimizer>:<loss function>``: how a lazy update is named in the log and in graph keys."""
+        return f"{self.optimizer_name}:{getattr(self.loss, '__name__', 'loss')}"
 
     @property
     def networks(self) -> tuple[str, ...]:
@@ -202,6 +223,24 @@ class Phase:
     def trained(self) -> set[str]:
         """The networks some update of this phase steps."""
         return {n for u in self.updates for n in u.networks}
+
+    def updates_at(self, step: int) -> tuple[Update, ...]:
+        """The updates that run in the step that ``step`` steps precede: all but the lazy ones not due."""
+        return tuple(u for u in self.updates if u.runs_at(step))
+
+    def lazy_runs(self, start: int, stop: int) -> dict[str, int]:
+        """How often each lazy update ran in the steps ``start`` to ``stop`` (``stop - start`` steps):
+        counted on the host from the step numbers, for the log."""
+        return {
+            u.label: (stop - 1) // u.every - (start - 1) // u.every  # the multiples of every in [start, stop)
+            for u in self.updates
+            if u.every > 1 and stop > start
+        }
+
+    def variant(self, step: int) -> str:
+        """A name for the set of updates that runs at ``step``: the phase's name, plus ``+<label>`` for each
+        lazy update due. Steps with the same variant run the same work (one CUDA graph each)."""
+        return "+".join([self.name, *(u.label for u in self.updates if u.every > 1 and u.runs_at(step))])
 
     @classmethod
     def alternating(

@@ -107,6 +107,6 @@ def test_listing_shows_broken_and_local_plugins_without_stopping(tmp_path: Path)
 def test_plugin_for_a_newer_contract_is_refused(tmp_path: Path):
     folder = tmp_path / "future"
     folder.mkdir()
-    (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = 3\n")
-    with pytest.raises(PluginError, match="contract 3.*upgrade gantk"):
+    (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = 4\n")
+    with pytest.raises(PluginError, match="contract 4.*upgrade gantk"):
         registry.find(str(folder)).load()

@@ -70,22 +70,48 @@ class EmaGenerator:
     ``w`` is 1 (an exact copy) for the steps up to ``start_step + 1`` and ``1 - decay`` after them. It is
     chosen on the device from the engine's step counter, so the update is one fixed sequence of kernels
     that a CUDA graph can replay. (The first averaging step copies, as ``AveragedModel`` does.)
+
+    ``half_life`` > 0 (images) replaces ``decay`` with StyleGAN2's rule: ``1 - w = 0.5 ** (batch /
+    half_life)``, the half-life capped at ``rampup`` x the images shown before this step when ``rampup``
+    is set (Karras et al. 2020; NVlabs' ``ema_kimg`` and ``ema_rampup``). ``batch`` is the global batch.
     """
 
-    def __init__(self, G: nn.Module, decay: float, start_step: int) -> None:
+    def __init__(
+        self,
+        G: nn.Module,
+        decay: float,
+        start_step: int,
+        half_life: float = 0.0,
+        rampup: float = 0.0,
+        batch: int = 1,
+    ) -> None:
         self.module = copy.deepcopy(G)
         self.module.requires_grad_(False)
         self.decay = decay
         self.start_step = start_step
+        self.half_life, self.rampup, self.batch = half_life, rampup, batch
 
     def n_averaged(self, step: int) -> int:
         """How many averaging updates (``AveragedModel``'s count) the average holds after ``step`` steps."""
         return max(0, step - self.start_step)
 
+    def weight(self, step: Tensor) -> Tensor:
+        """The lerp weight ``w`` of the step that ``step`` (device counter, this step included) ends."""
+        if self.half_life > 0:
+            half_life = torch.full((), self.half_life, dtype=torch.float32, device=step.device)
+            if self.rampup > 0:
+                shown = (step - 1).clamp(min=0).to(torch.float32) * self.batch  # images before this step
+                half_life = torch.minimum(half_life, shown * self.rampup)
+            keep = torch.pow(0.5, self.batch / half_life.clamp(min=1e-8))
+            averaged = 1.0 - keep
+        else:
+            averaged = torch.full((), 1.0 - self.decay, dtype=torch.float32, device=step.device)
+        return torch.where(step <= self.start_step + 1, 1.0, averaged)
+
     @torch.no_grad()
     def update(self, G: nn.Module, step: Tensor) -> None:
         """Average G into the copy; ``step`` is the device counter of steps done, this one included."""
-        weight = torch.where(step <= self.start_step + 1, 1.0, 1.0 - self.decay)
+        weight = self.weight(step)
         ours, theirs = list(self.module.parameters()), [p.detach() for p in G.parameters()]
         # the list form takes the weight as a tensor; the single-weight form would read it on the host
         torch._foreach_lerp_(ours, theirs, [weight] * len(ours))

@@ -10,6 +10,9 @@ kernels once and replays them with one launch. :class:`StepRunner` does that for
    lazy state is created, compiled kernels are built). The last of them runs under
    :func:`gantk.engine.syncs.forbid_host_reads` in recording mode: a plugin whose step reads a tensor
    on the host is found there, named, and trained eagerly instead, with one warning.
+   A phase with lazy updates (``Update(..., every=k)``) has a few variants of its step (plain, +R1,
+   +path length, ...): each variant (:meth:`gantk.plugin.Phase.variant`) is warmed up, captured and
+   replayed on its own, a handful of graphs in all, never one per step.
 2. The next step is captured: its raw batches are copied into static buffers, the step is recorded
    into a graph (memory from one pool shared by the phases' graphs), and the graph is replayed.
 3. Every later step copies its raw batches into the static buffers and replays the graph.
@@ -97,23 +100,24 @@ class StepRunner:
 
     @property
     def captured(self) -> int:
-        """How many phases run from a captured graph."""
+        """How many step variants (a phase, or a phase with its lazy updates due) run from a captured graph."""
         return len(self.graphs)
 
     def __call__(self, phase: Phase, raws: list[Batch], index: int) -> None:
         if not self.enabled:
             self.step(phase, raws, index)
             return
-        captured = self.graphs.get(phase.name)
+        key = phase.variant(index)  # a lazy update makes a few variants of a phase's step: one graph each
+        captured = self.graphs.get(key)
         if captured is not None:
             for slot, raw in zip(captured.inputs, raws, strict=True):
                 for key, value in raw.items():
                     slot[key].copy_(value, non_blocking=True)
             captured.replay()
             return
-        done = self.warm.get(phase.name, 0)
+        done = self.warm.get(key, 0)
         if done < WARMUP:
-            self.warm[phase.name] = done + 1
+            self.warm[key] = done + 1
             # the last warm-up step is checked: lazy set-up (a loss network loaded on first use) is done by then
             self._warm_up(phase, raws, index, check=done == WARMUP - 1 and self.check_host_reads)
             return
@@ -141,12 +145,12 @@ class StepRunner:
         try:
             replay = self.record(lambda: self.step(phase, inputs, index))
         except Exception as exc:  # noqa: BLE001 - any capture failure: train on eagerly and say why
-            self._give_up(f"capturing phase '{phase.name}' failed: {type(exc).__name__}: {exc}")
+            self._give_up(f"capturing step '{phase.variant(index)}' failed: {type(exc).__name__}: {exc}")
             if self.step.parts.device.type == "cuda":
                 torch.cuda.synchronize()
             self.step(phase, raws, index)  # capture ran nothing: this step is still to do
             return
-        self.graphs[phase.name] = _Captured(replay, inputs)
+        self.graphs[phase.variant(index)] = _Captured(replay, inputs)
         replay()
 
     def _give_up(self, reason: str) -> None:

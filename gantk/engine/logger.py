@@ -92,7 +92,7 @@ class RunLogger:
         done = step - self.start_step
         overall = done / max(now - self.start_time, 1e-9)
         eta = (self.max_steps - step) / overall if overall > 0 else 0.0
-        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.startswith("lr/"))
+        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items() if not k.startswith(("lr/", "runs/")))
         if self.progress is not None:
             self.progress.update(self.task, completed=step, rate=f"{rate:.2f} it/s", losses=losses)
         else:

@@ -22,15 +22,21 @@ from gantk.config import OptimConfig, ScheduleConfig
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], cfg: OptimConfig, device: torch.device
+    params: Iterable[torch.nn.Parameter], cfg: OptimConfig, device: torch.device, ratio: float = 1.0
 ) -> torch.optim.Optimizer:
-    """One optimizer with its learning rate as a tensor on ``device``; fused where PyTorch has a kernel."""
+    """One optimizer with its learning rate as a tensor on ``device``; fused where PyTorch has a kernel.
+
+    ``ratio`` < 1 is the lazy-regularisation compensation (:func:`gantk.engine.setup.lazy_ratios`): the
+    rate is multiplied by it and Adam's betas raised to it, so that the optimizer's extra steps on the
+    lazy updates keep the effective step size and averaging horizon of the config's values.
+    """
     params = [p for p in params if p.requires_grad]
-    lr = torch.tensor(float(cfg.lr), device=device)
+    lr = torch.tensor(float(cfg.lr) * ratio, device=device)
+    betas = (cfg.betas[0] ** ratio, cfg.betas[1] ** ratio)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, fused=True)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, fused=True)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True)
     if cfg.name == "rmsprop":  # no fused kernel: capturable keeps its step count on the device

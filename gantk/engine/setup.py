@@ -113,11 +113,29 @@ def check_phases(cfg: Config, phases: list[Phase], nets: dict[str, nn.Module]) -
                     f"{what} trained in phase '{phase.name}' but {'has' if networks == (opt,) else 'have'} no "
                     f"optimizer: add optim.{opt} to the config (for example --set optim.{opt}.lr=2e-4)."
                 )
-            if not isinstance(upd.repeat, int) or upd.repeat < 1:
-                raise PluginError(
-                    f"plugin '{cfg.plugin}': update of '{opt}' has repeat={upd.repeat!r}; it takes a whole number >= 1."
-                )
+            for field in ("repeat", "every"):
+                value = getattr(upd, field)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise PluginError(
+                        f"plugin '{cfg.plugin}': update of '{opt}' has {field}={value!r}; it takes a whole number >= 1."
+                    )
     return groups
+
+
+def lazy_ratios(phases: list[Phase]) -> dict[str, float]:
+    """``{optimizer: r}`` for each optimizer that steps a lazy update (``Update(..., every=k)``).
+
+    Karras et al. 2020 (StyleGAN2, section 3.1; ``mb_ratio`` in NVlabs' code): an optimizer that also
+    steps on a regulariser every k steps makes 1 + 1/k steps per training step, so its learning rate
+    is scaled by ``r = 1 / (1 + sum 1/k)`` and Adam's betas are raised to ``r``. Each lazy update counts
+    once, however many phases list it.
+    """
+    lazy: dict[str, dict[str, int]] = {}
+    for phase in phases:
+        for upd in phase.updates:
+            if upd.every > 1:
+                lazy.setdefault(upd.optimizer_name, {})[upd.label] = upd.every
+    return {name: 1.0 / (1.0 + sum(1.0 / k for k in ks.values())) for name, ks in lazy.items()}
 
 
 def data_on_device(dataset, device: torch.device):

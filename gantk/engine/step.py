@@ -157,9 +157,10 @@ class TrainStep:
         self.autocast_cache = True  # off under graph capture (PyTorch's rule for autocast in graphs)
 
     @staticmethod
-    def batches_needed(phase: Phase) -> int:
-        """Raw batches one step of ``phase`` takes: one shared, plus one per extra repeat."""
-        return 1 + sum(u.repeat - 1 for u in phase.updates)
+    def batches_needed(phase: Phase, index: int) -> int:
+        """Raw batches step ``index`` of ``phase`` takes: one shared, plus one per extra repeat of the updates
+        that run in it (a lazy update not due takes none)."""
+        return 1 + sum(u.repeat - 1 for u in phase.updates_at(index))
 
     def __call__(self, phase: Phase, raws: list[Batch], index: int) -> None:
         p = self.parts
@@ -180,7 +181,7 @@ class TrainStep:
         )
         fresh = iter(raws[1:])
         shared = self.prepare(raws[0], ctx)  # one batch per step, shared by its updates
-        for upd in phase.updates:
+        for upd in phase.updates_at(index):  # a lazy update (every=k) runs when its step comes round
             ctx.nets = {k: p.frozen_step_nets[k] if k in upd.freeze else v for k, v in p.step_nets.items()}
             for r in range(upd.repeat):
                 self.update(upd, shared if r == 0 else self.prepare(next(fresh), ctx), ctx)
@@ -223,6 +224,8 @@ class TrainStep:
                     f"of loss tensors, got {type(terms).__name__}."
                 )
             loss = sum(t.float() for t in terms.values())
+            if upd.every > 1:  # a lazy term stands in for the `every` steps it skipped (Update's docstring)
+                loss = loss * upd.every
             finite = None
             if p.nonfinite != "off":  # one verdict for all ranks, decided on the device
                 finite = distributed.all_finite(torch.isfinite(loss), p.world)
@@ -249,7 +252,7 @@ class TrainStep:
         for key, value in terms.items():
             self.meter.add(f"{name}/{key}", value, finite)
         if len(terms) > 1:
-            self.meter.add(f"{name}/loss", loss, finite)
+            self.meter.add(f"{name}/loss", loss / upd.every, finite)
 
 
 def _poison_gradients(params: list[nn.Parameter], finite: torch.Tensor) -> None:

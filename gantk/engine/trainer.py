@@ -84,6 +84,7 @@ class Trainer:
         self.folder = RunFolder(self.run)
         self._last_save_time = time.monotonic()
         self._first_step = 0
+        self._logged_at = 0  # the step of the last log line: lazy updates are counted from there
 
     # the counters a checkpoint saves live in ``state`` (engine/snapshot.py); these read and set them there
     @property
@@ -155,15 +156,32 @@ class Trainer:
         self.emas: dict[str, EmaGenerator] = {}
         if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
             self.emas = {
-                name: EmaGenerator(self.nets[name], tc.ema.decay, tc.ema.start_step)
+                name: EmaGenerator(
+                    self.nets[name],
+                    tc.ema.decay,
+                    tc.ema.start_step,
+                    half_life=tc.ema.half_life_kimg * 1000,
+                    rampup=tc.ema.rampup,
+                    batch=tc.batch_size * world.size,
+                )
                 for name in self.plugin.sampled_networks()
             }
         self._ema_calibrated_at: int | None = None
         if world.distributed and tc.sync_batchnorm:
             self.nets = {k: distributed.convert_sync_batchnorm(v, self.device) for k, v in self.nets.items()}
+        ratios = setup.lazy_ratios(self.phases)  # the paper's compensation for lazy updates' extra steps
+        if ratios and world.is_main:
+            console.print(
+                "lazy updates: "
+                + "; ".join(f"optimizer {k}: lr x{r:.4f}, betas ^{r:.4f}" for k, r in sorted(ratios.items())),
+                highlight=False,
+            )
         self.optimizers = {
             name: build_optimizer(
-                [q for net in networks for q in self.nets[net].parameters()], cfg.optim[name], self.device
+                [q for net in networks for q in self.nets[net].parameters()],
+                cfg.optim[name],
+                self.device,
+                ratio=ratios.get(name, 1.0),
             )
             for name, networks in sorted(groups.items())
         }
@@ -305,14 +323,14 @@ class Trainer:
         last_saved = distributed.broadcast(last_saved, world)  # every rank must agree on the final save
         previous = self._install_signal_handlers()
         self._last_save_time = time.monotonic()
-        self._first_step = self.step
+        self._first_step = self._logged_at = self.step
         try:
             if self.step >= tc.max_steps:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
             while self.step < tc.max_steps:
                 self.stop_flag.start(self._local_flag())  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
-                raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase))]
+                raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase, self.step))]
                 if self.step == self._first_step:
                     self._first_step_checked(phase, raws)
                 else:
@@ -388,7 +406,10 @@ class Trainer:
                 self._check_nonfinite()  # the first step is logged too: a slow run shows its losses at once
                 values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, self.world))
                 lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in self.optimizers.items()}
-                self.logger.log_interval(step, phase.name, {**values, **lrs})
+                runs = {f"runs/{k}": n for k, n in phase.lazy_runs(self._logged_at, step).items()}
+                kimg = {"kimg": step * tc.batch_size * self.world.size / 1000}  # images shown to D, all ranks
+                self.logger.log_interval(step, phase.name, {**kimg, **values, **lrs, **runs})
+                self._logged_at = step
             else:
                 self.logger.advance(step)
         saved = None

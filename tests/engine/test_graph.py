@@ -92,7 +92,7 @@ def test_a_failed_capture_runs_the_step_eagerly_and_goes_on(image_folder, tmp_pa
     trainer = Trainer(plugin, tmp_path / "run")
     trainer.setup()
     trainer.runner = runner = StepRunner(trainer.train_step, broken)
-    with pytest.warns(UserWarning, match="capturing phase 'gan' failed: RuntimeError"):
+    with pytest.warns(UserWarning, match="capturing step 'gan' failed: RuntimeError"):
         final = trainer.fit()
     assert not runner.enabled
     a, b = _weights(eager), _weights(final)
