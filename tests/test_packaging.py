@@ -108,6 +108,6 @@ def test_an_installed_wheel_trains_pix2pix_from_another_folder(wheel, tmp_path):
 def test_builtins_are_found_by_folder_when_gantk_metadata_has_none(monkeypatch):
     monkeypatch.setattr(registry, "_entry_point_specs", lambda: [])  # a checkout on sys.path, not installed
     specs = {s.name: s for s in registry.builtin_specs()}
-    assert sorted(specs) == ["cgan", "cyclegan", "dcgan", "infogan", "pix2pix", "srgan"]
+    assert sorted(specs) == ["cgan", "cyclegan", "dcgan", "infogan", "pix2pix", "srgan", "stylegan2"]
     assert specs["dcgan"].load().__name__ == "DCGAN"
     assert registry.find(str(REPO / "plugins" / "pix2pix")) == specs["pix2pix"]

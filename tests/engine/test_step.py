@@ -16,7 +16,7 @@ from gantk.io.images import from_uint8
 from tests.helpers import tiny_dcgan, tiny_plugin, write_mnist
 from tests.helpers.pairs import write_side_by_side
 from tests.helpers.sr import tiny_srgan, write_sr_data
-from tests.helpers.zoo import tiny_cyclegan, tiny_infogan
+from tests.helpers.zoo import tiny_cyclegan, tiny_infogan, tiny_stylegan2
 
 
 def _watch_every_step(trainer: Trainer) -> list[int]:
@@ -87,6 +87,7 @@ PLUGINS = {
     "pix2pix": lambda tmp, images: _pix2pix(tmp / "pairs"),
     "srgan (both phases)": lambda tmp, images: tiny_srgan(write_sr_data(tmp / "sr"), train={"log_every": 2}),
     "infogan": lambda tmp, images: tiny_infogan(write_mnist(tmp / "mnist")),
+    "stylegan2 (lazy R1 and path length, ADA)": lambda tmp, images: tiny_stylegan2(images, train={"max_steps": 5}),
     "cyclegan (pools)": lambda tmp, images: tiny_cyclegan(
         write_side_by_side(tmp / "pairs", 6, 20), train={"max_steps": 4}
     ),

@@ -50,3 +50,12 @@ def write_unpaired(root, n_a: int, n_b: int, size: int = 20, test: int = 0):
                 pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / f"{split}{side}" / f"{i}.png")
     return root
+
+
+def tiny_stylegan2(root, **sections):
+    """16x16 StyleGAN2, 16 feature maps at most, z and w of 8, ADA on: a step takes tens of milliseconds."""
+    train = {"batch_size": 8, "max_steps": 6, "device": "cpu", "log_every": 1, "sample_every": 0}
+    train.update({"eval_every": 0, "checkpoint_every": 100, "tensorboard": False})
+    model = {"channel_base": 128, "channel_max": 16, "z_dim": 8, "w_dim": 8}
+    layer = {"data": {"name": str(root), "image_size": 16}, "model": model, "train": train}
+    return tiny_plugin("stylegan2", layer, sections)[1]

@@ -1,0 +1,1 @@
+"""The stylegan2 plugin: see plugin.py."""
