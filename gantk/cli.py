@@ -100,6 +100,13 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         help="class-conditional models: draw only this class (name or index); default: one row per class",
     )
     p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="style-based models (StyleGAN2): pull each w towards the mean w, 1 none, 0 the mean image "
+        "(0.7 is the usual trade of variety for quality)",
+    )
+    p.add_argument(
         "--traverse",
         metavar="CODE",
         help="models with named latent codes (InfoGAN: c1, c2, ...): vary CODE along each row, -n values "
@@ -469,6 +476,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.label is not None and not classes:
         raise GantkError(f"--label {args.label}: this {plugin.name} model is not class-conditional; drop --label.")
     conditions = {"label": args.label} if args.label is not None else {}
+    if args.truncation is not None:
+        if "truncation" not in plugin.sample_options:
+            raise GantkError(
+                f"--truncation {args.truncation}: this {plugin.name} model has no mean w to truncate towards "
+                "(style-based models such as stylegan2 have); drop --truncation."
+            )
+        check_range("--truncation", args.truncation, 0.0, 2.0)
+        conditions["truncation"] = args.truncation
     if args.numbered:
         return _numbered_sample(args, plugin, G, device, conditions, out)
     if args.traverse is not None:

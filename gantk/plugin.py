@@ -42,6 +42,7 @@ from gantk.errors import ConfigError
 #: 2 added updates over several networks (``Update(("G_AB", "G_BA"), ..., optimizer="G")``), named
 #: generators per direction (``GanPlugin.directions``) and frozen auxiliary modules (``build_aux``);
 #: a version-1 plugin uses none of them and loads unchanged. 3 added lazy updates (``Update(..., every=16)``)
+#: and sampling options (``GanPlugin.sample_options``: ``gantk sample --truncation``)
 CONTRACT_VERSION = 3
 
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
@@ -299,6 +300,9 @@ class GanPlugin:
     #: what a trained generator serves (:data:`TASKS`): ``gantk sample``, ``translate`` and ``upscale`` and
     #: the apps refuse a checkpoint whose plugin does not declare their task, before they load any weights
     tasks: ClassVar[frozenset[str]] = frozenset({"sample"})
+    #: keyword options :meth:`sample_inputs` takes besides ``label`` (contract 3): StyleGAN2's
+    #: ``("truncation",)``; ``gantk sample --truncation`` and the synthesis app's slider need it declared
+    sample_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg

@@ -76,6 +76,7 @@ class StyleGAN2(GanPlugin):
     name = "stylegan2"
     description = "StyleGAN2-ADA (Karras et al. 2020): style-based G, residual D, lazy R1 + path length, ADA."
     config_class = StyleGAN2Config
+    sample_options = ("truncation",)
 
     cfg: StyleGAN2Config
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from gantk.plugins.stylegan2.networks import (
     upsample2d,
 )
 from gantk.plugins.stylegan2.plugin import r1_gamma_rule
+from PIL import Image
 from safetensors.torch import load_file
 
 from gantk.engine import Trainer
@@ -164,3 +166,19 @@ def test_truncated_samples_come_from_sample_inputs(image_folder):
     torch.testing.assert_close(images, images[:1].expand(4, -1, -1, -1))
     with pytest.raises(ConfigError, match="truncation=PSI only, not label"):
         plugin.sample_inputs(1, torch.Generator(), label=3)
+
+
+def test_gantk_sample_truncates_stylegan2_and_refuses_truncation_elsewhere(image_folder, tmp_path, capsys):
+    from gantk.cli import main
+    from tests.helpers import tiny_dcgan
+
+    run = Trainer(tiny_stylegan2(image_folder, train={"max_steps": 2}), tmp_path / "sg").fit()
+    grid = tmp_path / "mean.png"
+    assert main(["sample", str(run), "-n", "4", "--truncation", "0", "-o", str(grid), "--device", "cpu"]) == 0
+    plain = tmp_path / "plain.png"
+    assert main(["sample", str(run), "-n", "4", "-o", str(plain), "--device", "cpu"]) == 0
+    assert not np.array_equal(np.asarray(Image.open(grid)), np.asarray(Image.open(plain)))
+    assert main(["sample", str(run), "--truncation", "nan", "-o", str(tmp_path / "x.png")]) == 2
+    dcgan = Trainer(tiny_dcgan(image_folder, train={"max_steps": 1})[1], tmp_path / "dc").fit()
+    assert main(["sample", str(dcgan), "--truncation", "0.7", "-o", str(tmp_path / "y.png")]) == 2
+    assert "has no mean w to truncate towards" in capsys.readouterr().err
