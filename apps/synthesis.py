@@ -57,7 +57,7 @@ class Synthesizer:
         if not self.plugin.serves("sample"):
             raise GantkError(
                 f"{checkpoint} holds a {self.plugin.name} model, which does not sample from noise; the synthesis "
-                "app needs a generator of z (gantk train plugins/dcgan or plugins/cgan)."
+                "app needs a generator of z (gantk train plugins/dcgan, plugins/cgan or plugins/stylegan2)."
             )
         self.device = device
         self.files = ScratchFiles("gantk-synthesis-")
@@ -155,6 +155,22 @@ class Synthesizer:
         images = generate_in_chunks(self.plugin, self.G, inputs, self.device)
         return self.files.save_png(grid_image(images, min_width=DISPLAY_WIDTH))
 
+    def truncated(self, seed, count, psi):
+        """``count`` samples with each w pulled towards the mean w by ``psi`` (style-based models: 1 none,
+        0 every sample the mean image); the same seed at several psi shows the trade of variety for quality."""
+        if "truncation" not in self.plugin.sample_options:
+            raise gr.Error(f"this {self.plugin.name} model has no mean w to truncate towards.")
+        seed = self._int(seed, "seed", 0, MAX_SEED)
+        n = self._int(count, "number of images", 1, MAX_IMAGES)
+        try:
+            psi = float(psi)
+        except (TypeError, ValueError):
+            raise gr.Error(f"truncation must be a number; got {psi!r}.") from None
+        if not 0.0 <= psi <= 1.0:
+            raise gr.Error(f"truncation must be between 0 and 1; got {psi}.")
+        images = sample(self.plugin, self.G, n, seed, self.device, truncation=psi)
+        return self.files.save_png(grid_image(images, min_width=DISPLAY_WIDTH))
+
     def every_class(self, seed, count):
         """Rows are classes, columns are ``count`` latent codes shared by every row."""
         if not self.classes:
@@ -166,8 +182,8 @@ class Synthesizer:
 
 
 def build_app(synth: Synthesizer) -> gr.Blocks:
-    """The Gradio UI; the API names (``/generate``, ``/walk``, ``/every_class``, ``/coded``, ``/numbered``,
-    ``/arithmetic``) are what clients call. Without classes the class pickers are hidden (and ignored)."""
+    """The Gradio UI; the API names (``/generate``, ``/walk``, ``/every_class``, ``/coded``, ``/truncated``,
+    ``/numbered``, ``/arithmetic``) are what clients call. Without classes the class pickers are hidden (and ignored)."""
     classes = [*synth.classes]
     conditional = bool(classes)
     choices = classes or [EVERY_CLASS]
@@ -236,6 +252,16 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
                 code_go = gr.Button("Generate", variant="primary")
                 code_out = gr.Image(label="samples", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
                 code_go.click(synth.coded, [code_seed, code_count, *controls], code_out, api_name="coded")
+        if "truncation" in synth.plugin.sample_options:
+            with gr.Tab("Truncation"):
+                gr.Markdown("Each w is pulled towards the mean w: 1 keeps every sample's own, 0 gives the mean image.")
+                with gr.Row():
+                    trunc_seed = gr.Number(0, precision=0, label="seed")
+                    trunc_count = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="number of images")
+                    psi = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="truncation psi", elem_id="psi")
+                trunc_go = gr.Button("Generate", variant="primary")
+                trunc_out = gr.Image(label="samples", type="filepath", interactive=False, buttons=IMAGE_BUTTONS)
+                trunc_go.click(synth.truncated, [trunc_seed, trunc_count, psi], trunc_out, api_name="truncated")
         with gr.Tab("Arithmetic"):
             gr.Markdown(
                 "Vector arithmetic on z (DCGAN paper, figure 7). Show the numbered grid, click cells to add "

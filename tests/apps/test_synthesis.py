@@ -264,3 +264,23 @@ def test_an_infogan_checkpoint_gets_a_picker_and_sliders_for_its_codes(tmp_path)
             synth.coded(*bad)
     app = synthesis.build_app(synth)
     assert "coded" in {d.get("api_name") for d in app.config["dependencies"]}
+
+
+def test_a_stylegan2_model_gets_the_truncation_view(image_folder, tmp_path):
+    import gradio as gr
+
+    from gantk.engine import train
+    from gantk.io.checkpoint import export_generator
+    from gantk.registry import PluginSpec
+    from tests.helpers.zoo import tiny_stylegan2
+
+    plugin = tiny_stylegan2(image_folder, train={"max_steps": 2})
+    train(plugin, tmp_path / "run", PluginSpec.of(plugin))
+    export_generator(tmp_path / "run", tmp_path / "sg")
+    synth = synthesis.Synthesizer(tmp_path / "sg")
+    mean, full = _pixels(synth.truncated(0, 4, 0.0)), _pixels(synth.truncated(0, 4, 1.0))
+    assert mean.shape == full.shape and not np.array_equal(mean, full)
+    with pytest.raises(gr.Error, match="between 0 and 1; got 1.5"):
+        synth.truncated(0, 4, 1.5)
+    app = synthesis.build_app(synth)
+    assert "truncated" in {d.api_name for d in app.fns.values()}
