@@ -3,6 +3,7 @@ training with the lazy regularisers (resume exact, one graph per step variant)."
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -179,6 +180,13 @@ def test_gantk_sample_truncates_stylegan2_and_refuses_truncation_elsewhere(image
     assert main(["sample", str(run), "-n", "4", "-o", str(plain), "--device", "cpu"]) == 0
     assert not np.array_equal(np.asarray(Image.open(grid)), np.asarray(Image.open(plain)))
     assert main(["sample", str(run), "--truncation", "nan", "-o", str(tmp_path / "x.png")]) == 2
+    # ONNX: mapping and synthesis in one graph, psi an input (export checks it against PyTorch)
+    assert main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "onnx")]) == 0
+    inputs = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert "psi" in json.dumps(inputs)
+    onnx_grid = tmp_path / "onnx.png"
+    assert main(["sample", str(tmp_path / "onnx"), "-n", "4", "--truncation", "0", "-o", str(onnx_grid)]) == 0
+    assert np.abs(np.asarray(Image.open(onnx_grid), float) - np.asarray(Image.open(grid), float)).max() <= 2
     dcgan = Trainer(tiny_dcgan(image_folder, train={"max_steps": 1})[1], tmp_path / "dc").fit()
     assert main(["sample", str(dcgan), "--truncation", "0.7", "-o", str(tmp_path / "y.png")]) == 2
     assert "has no mean w to truncate towards" in capsys.readouterr().err
