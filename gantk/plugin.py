@@ -173,9 +173,9 @@ class Update:
     it is a multiple of ``k`` (the first step, then every k-th), so a regulariser that is costly and
     changes slowly (R1, path length) is paid for once in k steps. The loss is written as if it ran every
     step: the engine multiplies it by ``k`` (what the term would add up to over k steps), and an
-    optimizer that a lazy update shares with an every-step one has its learning rate scaled by
-    ``r = 1 / (1 + sum 1/k)`` and its betas raised to ``r`` (the paper's compensation for the extra
-    optimizer steps; with one lazy update of interval k, r = k / (k + 1)). The logged terms are the
+    optimizer that steps lazy updates has its learning rate scaled by ``r = 1 / (1 + sum 1/k)`` over
+    them and its betas raised to ``r`` (the paper's compensation for the extra optimizer steps; with
+    one lazy update of interval k, r = k / (k + 1)). The logged terms are the
     loss's own, unscaled, averaged over the steps it ran.
     """
 

@@ -107,21 +107,21 @@ class StepRunner:
         if not self.enabled:
             self.step(phase, raws, index)
             return
-        key = phase.variant(index)  # a lazy update makes a few variants of a phase's step: one graph each
-        captured = self.graphs.get(key)
+        variant = phase.variant(index)  # a lazy update makes a few variants of a phase's step: one graph each
+        captured = self.graphs.get(variant)
         if captured is not None:
             for slot, raw in zip(captured.inputs, raws, strict=True):
                 for key, value in raw.items():
                     slot[key].copy_(value, non_blocking=True)
             captured.replay()
             return
-        done = self.warm.get(key, 0)
+        done = self.warm.get(variant, 0)
         if done < WARMUP:
-            self.warm[key] = done + 1
+            self.warm[variant] = done + 1
             # the last warm-up step is checked: lazy set-up (a loss network loaded on first use) is done by then
             self._warm_up(phase, raws, index, check=done == WARMUP - 1 and self.check_host_reads)
             return
-        self._capture(phase, raws, index)
+        self._capture(variant, phase, raws, index)
 
     def _warm_up(self, phase: Phase, raws: list[Batch], index: int, check: bool) -> None:
         found: list[HostSyncError] = []
@@ -139,18 +139,18 @@ class StepRunner:
         if found:
             self._give_up(f"the step reads tensor values on the host: {found[0]}")
 
-    def _capture(self, phase: Phase, raws: list[Batch], index: int) -> None:
+    def _capture(self, variant: str, phase: Phase, raws: list[Batch], index: int) -> None:
         inputs = [{key: value.clone() for key, value in raw.items()} for raw in raws]
         self.step.autocast_cache = False  # PyTorch's rule for autocast inside a captured graph
         try:
             replay = self.record(lambda: self.step(phase, inputs, index))
         except Exception as exc:  # noqa: BLE001 - any capture failure: train on eagerly and say why
-            self._give_up(f"capturing step '{phase.variant(index)}' failed: {type(exc).__name__}: {exc}")
+            self._give_up(f"capturing step '{variant}' failed: {type(exc).__name__}: {exc}")
             if self.step.parts.device.type == "cuda":
                 torch.cuda.synchronize()
             self.step(phase, raws, index)  # capture ran nothing: this step is still to do
             return
-        self.graphs[phase.variant(index)] = _Captured(replay, inputs)
+        self.graphs[variant] = _Captured(replay, inputs)
         replay()
 
     def _give_up(self, reason: str) -> None:

@@ -223,9 +223,9 @@ class TrainStep:
                     f"plugin '{p.plugin.cfg.plugin}': the loss for '{name}' must return a non-empty dict "
                     f"of loss tensors, got {type(terms).__name__}."
                 )
-            loss = sum(t.float() for t in terms.values())
-            if upd.every > 1:  # a lazy term stands in for the `every` steps it skipped (Update's docstring)
-                loss = loss * upd.every
+            total = sum(t.float() for t in terms.values())  # logged as it is
+            # a lazy term stands in for the `every` steps it skipped (Update's docstring)
+            loss = total * upd.every if upd.every > 1 else total
             finite = None
             if p.nonfinite != "off":  # one verdict for all ranks, decided on the device
                 finite = distributed.all_finite(torch.isfinite(loss), p.world)
@@ -252,7 +252,7 @@ class TrainStep:
         for key, value in terms.items():
             self.meter.add(f"{name}/{key}", value, finite)
         if len(terms) > 1:
-            self.meter.add(f"{name}/loss", loss / upd.every, finite)
+            self.meter.add(f"{name}/loss", total, finite)
 
 
 def _poison_gradients(params: list[nn.Parameter], finite: torch.Tensor) -> None:
