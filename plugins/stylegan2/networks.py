@@ -110,14 +110,17 @@ class EqualConv2d(nn.Module):
         return x * gain if gain != 1 else x
 
 
-def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up: bool = False) -> Tensor:
+def modulated_conv2d(
+    x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up_kernel: Tensor | None = None
+) -> Tensor:
     """The per-sample convolution with weights ``weight * styles`` (normalised per output channel when
     ``demodulate``), computed as one shared convolution between two per-channel scalings (NVlabs' non-fused
-    path). ``up``: a stride-2 transposed convolution followed by the FIR filter (x4, pad 1)."""
+    path). ``up_kernel`` (the FIR filter, on ``x``'s device) upsamples: a stride-2 transposed convolution
+    followed by the filter (x4, pad 1)."""
     x = x * styles[:, :, None, None].to(x.dtype)
-    if up:
+    if up_kernel is not None:
         x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        x = _filter(x, fir_kernel().to(x.device), (1, 1), gain=4.0)  # _filter casts to x.dtype
+        x = _filter(x, up_kernel, (1, 1), gain=4.0)
     else:
         x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
     if demodulate:  # 1 / sqrt(sum over in, kh, kw of (w s)^2), per sample and output channel
@@ -140,10 +143,12 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_c))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
-        self.up, self.resolution = up, resolution
+        # the FIR filter of an upsampling layer, a buffer so that it lives on the device (not rebuilt per call)
+        self.register_buffer("fir", fir_kernel() if up else None, persistent=False)
+        self.resolution = resolution
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up)
+        x = modulated_conv2d(x, self.weight, self.affine(w), up_kernel=self.fir)
         if self.training:
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
         else:

@@ -7,17 +7,16 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from gantk.engine import Trainer
 from gantk.engine.ema import EmaGenerator
-from gantk.engine.graph import WARMUP, StepRunner
+from gantk.engine.graph import WARMUP
 from gantk.engine.optim import build_optimizer
 from gantk.engine.setup import lazy_ratios
 from gantk.errors import PluginError
 from gantk.plugin import Phase, Update
-from tests.engine.test_graph import replaying_recorder
-from tests.helpers import tiny_dcgan
+from tests.engine.test_graph import _with_graphs
+from tests.helpers import saved_networks, tiny_dcgan
 
 
 def _noop(batch, ctx):
@@ -56,11 +55,6 @@ def _lazy_dcgan(image_folder, calls: list[int] | None = None, **train):
         )
     ]
     return plugin
-
-
-def _weights(folder):
-    files = [f for f in (folder / f"{n}.safetensors" for n in ("G", "D", "G_ema")) if f.exists()]
-    return {f"{f.stem}.{k}": v for f in files for k, v in load_file(f).items()}
 
 
 def test_a_lazy_update_runs_on_the_first_step_and_then_every_k_steps():
@@ -115,7 +109,7 @@ def test_resume_at_every_point_of_the_16_step_cycle_is_exact(image_folder, tmp_p
     run = tmp_path / "chain"
     for stop in range(1, 19):  # stop after every step 1..17 and resume: each point of the cycle once
         Trainer(_lazy_dcgan(image_folder, max_steps=stop, ema=ema), run, resume=stop > 1).fit()
-    a, b = _weights(straight), _weights(run / "checkpoints" / "step_00000018")
+    a, b = saved_networks(straight), saved_networks(run / "checkpoints" / "step_00000018")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -123,12 +117,11 @@ def test_each_variant_of_a_lazy_phase_is_captured_once_and_replays_what_eager_ru
     steps = 16 * WARMUP + 2  # the every-16 variant warms up on steps 0, 16, 32 and is captured at 48
     eager = Trainer(_lazy_dcgan(image_folder, max_steps=steps), tmp_path / "eager").fit()
     trainer = Trainer(_lazy_dcgan(image_folder, max_steps=steps), tmp_path / "graph")
-    trainer.setup()
-    trainer.runner = runner = StepRunner(trainer.train_step, replaying_recorder)
+    runner = _with_graphs(trainer)
     graph = trainer.fit()
     # plain, +R1 (every 4), +R1 +the every-16 term: three graphs, however long the run
     assert sorted(runner.graphs) == ["gan", "gan+D:r1_every_4", "gan+D:r1_every_4+D:r1_every_16"]
-    a, b = _weights(eager), _weights(graph)
+    a, b = saved_networks(eager), saved_networks(graph)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from gantk import registry
@@ -133,3 +134,12 @@ def rewrite_checkpoint_config(folder: Path, meta: dict) -> None:
     manifest["sha256"].pop("config.json", None)
     manifest["files"]["config.json"] = (folder / "config.json").stat().st_size
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def saved_networks(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the G, D and G_ema files a checkpoint folder holds, as ``{"G.<key>": tensor}``: what
+    two runs that should be bit-identical are compared on."""
+    from safetensors.torch import load_file
+
+    files = [f for f in (folder / f"{n}.safetensors" for n in ("G", "D", "G_ema")) if f.exists()]
+    return {f"{f.stem}.{k}": v for f in files for k, v in load_file(f).items()}
