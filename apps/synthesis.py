@@ -295,7 +295,9 @@ def build_app(synth: Synthesizer) -> gr.Blocks:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Synthesis with a gantk checkpoint that samples (CGAN, DCGAN, InfoGAN, StyleGAN2).")
+    parser = argparse.ArgumentParser(
+        description="Synthesis with a gantk checkpoint that samples (CGAN, DCGAN, InfoGAN, StyleGAN2)."
+    )
     parser.add_argument(
         "--checkpoint", default=str(DEFAULT_CHECKPOINT), help="run or checkpoint folder (default: the MNIST CGAN)"
     )
