@@ -92,7 +92,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "-o", "--output", default="samples.png", help="a .png file (one grid) or a folder (one PNG per sample)"
     )
     p.add_argument(
-        "--interpolate", type=int, metavar="STEPS", help="latent walks of STEPS images between random points"
+        "--interpolate",
+        type=int,
+        metavar="STEPS",
+        help="latent walks of STEPS images between random points (in W, a straight line, for StyleGAN2)",
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when EMA weights exist")
     p.add_argument(
@@ -107,6 +110,20 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "(0.7 is the usual trade of variety for quality)",
     )
     p.add_argument(
+        "--style-mix",
+        type=_grid_shape,
+        metavar="ROWSxCOLS",
+        help="style-based models (StyleGAN2): the style-mixing grid, e.g. 3x5: row sources down the left, "
+        "column sources along the top, each cell the row's coarse styles with the column's fine ones",
+    )
+    p.add_argument(
+        "--fine-from",
+        type=int,
+        metavar="RES",
+        help="with --style-mix: the resolution where the column's (fine) styles begin (default 16: the rows "
+        "give the 4x4 and 8x8 styles, pose and shape; a higher RES gives the columns less, colour at most)",
+    )
+    p.add_argument(
         "--traverse",
         metavar="CODE",
         help="models with named latent codes (InfoGAN: c1, c2, ...): vary CODE along each row, -n values "
@@ -118,6 +135,14 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         help="write each cell's index into the grid (and the indices beside it, in OUTPUT.json), to pick "
         "exemplars for 'gantk arithmetic' with the same -n and --seed",
     )
+
+
+def _grid_shape(text: str) -> tuple[int, int]:
+    """``3x5`` -> (3, 5), for ``--style-mix``."""
+    rows, sep, cols = text.lower().partition("x")
+    if not (sep and rows.isdigit() and cols.isdigit() and 1 <= int(rows) <= 32 and 1 <= int(cols) <= 32):
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS with 1 to 32 of each, such as 3x5, got '{text}'")
+    return int(rows), int(cols)
 
 
 def _add_arithmetic(sub: argparse._SubParsersAction) -> None:
@@ -461,7 +486,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gantk.engine import select_device
     from gantk.engine.logger import console
     from gantk.io.images import save_each, save_grid
-    from gantk.sampling import interpolate, sample, sample_per_class, traverse
+    from gantk.sampling import interpolate, sample, sample_per_class, style_mix, traverse
 
     check_range("--interpolate", args.interpolate, 2, MAX_WALK_STEPS)
     check_range("-n", args.n, 1, MAX_SAMPLES if args.interpolate is None else MAX_SAMPLES // args.interpolate)
@@ -470,6 +495,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_output(out, folder=out.suffix.lower() not in IMAGE_SUFFIXES)
     if args.numbered and (args.interpolate is not None or out.suffix.lower() != ".png"):
         raise GantkError("--numbered draws one grid of samples: give -o FILE.png and no --interpolate.")
+    if args.fine_from is not None and args.style_mix is None:
+        raise GantkError(
+            f"--fine-from {args.fine_from} says where a style-mixing grid's fine styles begin: give --style-mix too."
+        )
+    if args.style_mix is not None:
+        others = [
+            flag
+            for flag, given in [
+                ("--interpolate", args.interpolate is not None),
+                ("--traverse", args.traverse is not None),
+                ("--numbered", args.numbered),
+                ("--label", args.label is not None),
+                ("-n", args.n is not None),
+            ]
+            if given
+        ]
+        if others or out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GantkError(
+                "--style-mix draws one grid of its own: give it with -o FILE.png (and --truncation, --fine-from, "
+                f"--seed if wanted){', without ' + ', '.join(others) if others else ''}."
+            )
     device = select_device(args.device)
     plugin, G = load_checkpoint_generator(args, device)
     classes = plugin.class_names()
@@ -486,7 +532,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         conditions["truncation"] = args.truncation
     if args.numbered:
         return _numbered_sample(args, plugin, G, device, conditions, out)
-    if args.traverse is not None:
+    if args.style_mix is not None:
+        if args.fine_from is not None:
+            conditions["fine_from"] = args.fine_from
+        images, nrow = style_mix(plugin, G, *args.style_mix, args.seed, device, **conditions)
+    elif args.traverse is not None:
         if args.interpolate is not None or conditions:
             raise GantkError("--traverse draws its own grid: give it without --interpolate and --label.")
         check_range("-n (values along a row)", args.n, 2, 100)

@@ -300,8 +300,9 @@ class GanPlugin:
     #: what a trained generator serves (:data:`TASKS`): ``gantk sample``, ``translate`` and ``upscale`` and
     #: the apps refuse a checkpoint whose plugin does not declare their task, before they load any weights
     tasks: ClassVar[frozenset[str]] = frozenset({"sample"})
-    #: keyword options :meth:`sample_inputs` takes besides ``label`` (contract 3): StyleGAN2's
-    #: ``("truncation",)``; ``gantk sample --truncation`` and the synthesis app's slider need it declared
+    #: sampling options besides ``label`` (contract 3): ``"truncation"``, a keyword :meth:`sample_inputs`
+    #: takes (``gantk sample --truncation`` and the synthesis app's slider), and ``"style_mix"``, for a
+    #: plugin that implements :meth:`style_mix_inputs` (``gantk sample --style-mix``); StyleGAN2 has both
     sample_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Config) -> None:
@@ -418,6 +419,15 @@ class GanPlugin:
         """Inputs of a grid that varies latent code ``code`` along each row (``steps`` values) with everything
         else fixed, drawn on the CPU from ``generator``; returns ``(inputs, row length)``."""
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' has no named latent codes to traverse")
+
+    def style_mix_inputs(
+        self, rows: int, cols: int, generator: torch.Generator, **conditions: Any
+    ) -> dict[str, Tensor]:
+        """Inputs of a style-mixing grid, drawn on the CPU from ``generator``: ``cols`` column sources, ``rows``
+        row sources, then the ``rows x cols`` mixes row by row, mix (r, c) taking row r's coarse styles and
+        column c's fine ones; ``fine_from`` in ``conditions`` is the resolution where the fine ones begin.
+        Only for a plugin that lists ``"style_mix"`` in :attr:`sample_options`."""
+        raise NotImplementedError(f"plugin '{self.cfg.plugin}' has no styles to mix")
 
     def export_inputs(self) -> dict[str, Tensor]:
         """Example generator inputs for ``gantk export --format onnx|torchscript``, made without any data.

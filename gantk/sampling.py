@@ -1,4 +1,4 @@
-"""Sampling from trained generators: samples per seed, per class, latent walks.
+"""Sampling from trained generators: samples per seed, per class, latent walks, style-mixing grids.
 
 The generator comes from :func:`gantk.io.generators.load_generator` (a checkpoint or export folder);
 images come back as tensors in [-1, 1], which :mod:`gantk.io.images` writes as grids or files.
@@ -100,3 +100,25 @@ def walk_between_seeds(
     a = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_a), **conditions)
     b = sample_inputs_for(plugin, 1, torch.Generator().manual_seed(seed_b), **conditions)
     return generate_in_chunks(plugin, G, plugin.interpolate(a, b, torch.linspace(0, 1, steps)), device)
+
+
+@torch.no_grad()
+def style_mix(
+    plugin, G: nn.Module, rows: int, cols: int, seed: int, device: str | torch.device = "cpu", **conditions: Any
+) -> tuple[torch.Tensor, int]:
+    """The style-mixing figure of Karras et al. (2019, fig. 3); ``(images, row length)``.
+
+    The top row holds ``cols`` column sources, the left column ``rows`` row sources, and cell (r, c) the
+    image with row r's coarse styles and column c's fine ones; the corner is left white.
+    """
+    if "style_mix" not in plugin.sample_options:
+        raise GantkError(
+            f"--style-mix: the {plugin.name} plugin has no per-layer styles to mix (style-based models such as "
+            "stylegan2 have); drop --style-mix."
+        )
+    inputs = plugin.style_mix_inputs(rows, cols, torch.Generator().manual_seed(seed), **conditions)
+    col_sources, row_sources, mixes = generate_in_chunks(plugin, G, inputs, device).split([cols, rows, rows * cols])
+    cells = [torch.ones_like(col_sources[:1]), col_sources]
+    for r in range(rows):
+        cells += [row_sources[r : r + 1], mixes[r * cols : (r + 1) * cols]]
+    return torch.cat(cells), cols + 1

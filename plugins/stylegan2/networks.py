@@ -228,6 +228,12 @@ class MappingNetwork(nn.Module):
         return self.w_avg.to(w.dtype).lerp(w, psi)
 
 
+def first_style_at(resolution: int) -> int:
+    """The index of the first of the ws that the synthesis block at ``resolution`` reads (it shares it with
+    the previous block's ToRGB): the layer where "the styles from 16x16 on" begin, say."""
+    return max(0, 2 * int(math.log2(resolution)) - 5)
+
+
 class Generator(nn.Module):
     """StyleGAN2's G: mapping network, then the skip synthesis network from 4x4 to ``resolution``.
 
@@ -262,6 +268,13 @@ class Generator(nn.Module):
     def map(self, z: Tensor, psi: Tensor | float = 1.0, track: bool = True) -> Tensor:
         """(N, num_ws, w_dim): the mapped w of each sample, one per synthesis layer."""
         return self.mapping(z, psi, track)[:, None].expand(-1, self.num_ws, -1)
+
+    def blend(self, z: Tensor, z2: Tensor, weights: Tensor, psi: Tensor | float = 1.0) -> Tensor:
+        """Images whose style at each layer lies between z's w and z2's: ``weights`` (N, num_ws) is 0 for z,
+        1 for z2. A walk in W (every layer at the same t) and a style-mixing grid (0 for the coarse
+        layers, 1 for the fine) are both this one call, which the sampling tools make."""
+        w, w2 = self.map(z, psi, track=False), self.map(z2, psi, track=False)
+        return self.synthesis(torch.lerp(w, w2, weights[..., None].to(w.dtype)))
 
     def synthesis(self, ws: Tensor) -> Tensor:
         x = img = None

@@ -19,7 +19,9 @@ ADA is the engine's ``train.augment`` with ``adaptive: true`` (target 0.6, 500 k
 default: the datasets gantk ships are small. G's EMA has the paper's half-life of 10 kimg with ramp-up.
 
 Sampling: ``truncation=psi`` pulls w towards the tracked mean (``sample_inputs(..., truncation=0.7)``);
-the generator's ``psi`` input carries it into exports.
+the generator's ``psi`` input carries it into exports. Latent walks go in a straight line in W (the
+paper's choice: W is the disentangled space), and ``style_mix_inputs`` makes the paper's style-mixing
+grid; both are one call, ``Generator.blend``, that takes each layer's style between two w's.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from torch import Tensor, nn
 
 from gantk import Config, EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.config import Count, NonNegative, PositiveInt, Range, Unit, Width
-from gantk.errors import ConfigError
+from gantk.errors import ConfigError, GantkError
 from gantk.metrics import samples
 
-from .networks import Discriminator, Generator
+from .networks import Discriminator, Generator, first_style_at
 
 
 @dataclass
@@ -76,7 +78,7 @@ class StyleGAN2(GanPlugin):
     name = "stylegan2"
     description = "StyleGAN2-ADA (Karras et al. 2020): style-based G, residual D, lazy R1 + path length, ADA."
     config_class = StyleGAN2Config
-    sample_options = ("truncation",)
+    sample_options = ("truncation", "style_mix")
 
     cfg: StyleGAN2Config
 
@@ -174,7 +176,58 @@ class StyleGAN2(GanPlugin):
 
     def generate(self, G: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
         psi = inputs.get("psi")
-        return G(inputs["z"], 1.0 if psi is None else psi).clamp(-1, 1)
+        psi = 1.0 if psi is None else psi
+        if "mix" not in inputs:
+            return G(inputs["z"], psi).clamp(-1, 1)
+        blend = getattr(_unwrapped(G), "blend", None)
+        if blend is None:
+            raise GantkError(
+                "walks in W and style mixing need the generator's mapping and synthesis networks apart; this "
+                "export runs z and psi through both in one graph. Sample from the checkpoint folder instead."
+            )
+        return blend(inputs["z"], inputs["z2"], inputs["mix"], psi).clamp(-1, 1)
+
+    @property
+    def num_ws(self) -> int:
+        """How many styles the generator reads: 2 log2(resolution) - 2."""
+        return 2 * int(np.log2(self.cfg.data.image_size)) - 2
+
+    def interpolate(self, a: dict[str, Tensor], b: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
+        """A straight line from ``a``'s w to ``b``'s (both truncated by ``a``'s psi), every layer alike."""
+        n = len(t)
+        return {
+            "z": a["z"].expand(n, -1),
+            "z2": b["z"].expand(n, -1),
+            "mix": t.to(a["z"].dtype).view(n, 1).expand(n, self.num_ws).contiguous(),
+            "psi": a["psi"].expand(n, -1),
+        }
+
+    def style_mix_inputs(
+        self, rows: int, cols: int, generator: torch.Generator, **conditions: Any
+    ) -> dict[str, Tensor]:
+        """The style-mixing figure's inputs (Karras et al. 2019, fig. 3): ``cols`` column sources, ``rows``
+        row sources, then the ``rows x cols`` mixes row by row, where mix (r, c) takes row r's styles below
+        resolution ``fine_from`` (default 16: the coarse 4x4 and 8x8 layers: pose, face shape) and column c's
+        from there on (colours, texture). ``truncation=psi`` applies to every w."""
+        res = self.cfg.data.image_size
+        fine_from = conditions.pop("fine_from", None)
+        fine_from = min(16, res) if fine_from is None else int(fine_from)
+        if fine_from < 8 or fine_from > res or fine_from & (fine_from - 1):
+            raise GantkError(
+                f"fine_from={fine_from}: the fine styles begin at a resolution of this {res}x{res} generator "
+                f"below which the coarse ones lie: a power of two from 8 to {res}."
+            )
+        row_in = self.sample_inputs(rows, generator, **conditions)
+        col_in = self.sample_inputs(cols, generator, **conditions)
+        z_rows, z_cols = row_in["z"], col_in["z"]
+        fine = (torch.arange(self.num_ws) >= first_style_at(fine_from)).to(z_rows.dtype)
+        n = cols + rows + rows * cols
+        return {
+            "z": torch.cat([z_cols, z_rows, z_rows.repeat_interleave(cols, 0)]),
+            "z2": torch.cat([z_cols, z_rows, z_cols.repeat(rows, 1)]),
+            "mix": torch.cat([torch.zeros(cols + rows, self.num_ws), fine.expand(rows * cols, -1)]),
+            "psi": row_in["psi"][:1].expand(n, -1).contiguous(),
+        }
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         return samples.sample_metrics(self, nets["G"], ctx)

@@ -17,6 +17,7 @@ from gantk.plugins.stylegan2.networks import (
     MinibatchStd,
     downsample2d,
     fir_kernel,
+    first_style_at,
     modulated_conv2d,
     upsample2d,
 )
@@ -25,7 +26,8 @@ from PIL import Image
 
 from gantk.engine import Trainer
 from gantk.engine.graph import WARMUP
-from gantk.errors import ConfigError
+from gantk.errors import ConfigError, GantkError
+from gantk.plugin import GanPlugin
 from tests.engine.test_graph import _with_graphs
 from tests.helpers import saved_networks
 from tests.helpers.zoo import tiny_stylegan2
@@ -186,3 +188,79 @@ def test_gantk_sample_truncates_stylegan2_and_refuses_truncation_elsewhere(image
     dcgan = Trainer(tiny_dcgan(image_folder, train={"max_steps": 1})[1], tmp_path / "dc").fit()
     assert main(["sample", str(dcgan), "--truncation", "0.7", "-o", str(tmp_path / "y.png")]) == 2
     assert "has no mean w to truncate towards" in capsys.readouterr().err
+
+
+def test_blend_takes_each_layer_style_between_two_ws():
+    G = Generator(8, 8, 16, 1, channel_base=64, channel_max=8, mapping_layers=2).eval()
+    z, z2 = torch.randn(3, 8), torch.randn(3, 8)
+    torch.testing.assert_close(G.blend(z, z2, torch.zeros(3, G.num_ws)), G(z))
+    torch.testing.assert_close(G.blend(z, z2, torch.ones(3, G.num_ws)), G(z2))
+    half = G.synthesis(G.map(z).lerp(G.map(z2), 0.5))
+    torch.testing.assert_close(G.blend(z, z2, torch.full((3, G.num_ws), 0.5)), half)
+    # the styles of the block at resolution r begin where that block starts reading ws
+    assert [first_style_at(r) for r in (4, 8, 16, 32)] == [0, 1, 3, 5]
+    assert sum(b.num_conv for b in G.blocks[:2]) == first_style_at(16)  # 4x4 has one conv, 8x8 two
+
+
+def test_walks_go_in_a_straight_line_in_w_between_the_seeds_samples(image_folder):
+    from gantk.sampling import sample, walk_between_seeds
+
+    plugin = tiny_stylegan2(image_folder, data={"channels": 3})
+    G = plugin.build_networks()["G"].eval()
+    walk = walk_between_seeds(plugin, G, 3, 7, 5, truncation=0.8)
+    torch.testing.assert_close(walk[0], sample(plugin, G, 1, 3, truncation=0.8)[0])
+    torch.testing.assert_close(walk[-1], sample(plugin, G, 1, 7, truncation=0.8)[0])
+    za = plugin.sample_inputs(1, torch.Generator().manual_seed(3))["z"]
+    zb = plugin.sample_inputs(1, torch.Generator().manual_seed(7))["z"]
+    middle = G.synthesis(G.map(za, 0.8).lerp(G.map(zb, 0.8), 0.5)).clamp(-1, 1)
+    torch.testing.assert_close(walk[2:3], middle)
+    slerp_in_z = plugin.generate(G, GanPlugin.interpolate(plugin, {"z": za}, {"z": zb}, torch.tensor([0.5])))
+    assert not torch.allclose(walk[2:3], slerp_in_z, atol=1e-4)  # not the z-space walk of other plugins
+
+
+def test_the_style_mixing_grid_takes_rows_coarse_styles_and_columns_fine(image_folder):
+    from gantk.sampling import style_mix
+
+    plugin = tiny_stylegan2(image_folder, data={"channels": 3})
+    G = plugin.build_networks()["G"].eval()
+    images, nrow = style_mix(plugin, G, 2, 3, seed=5, fine_from=8)
+    assert nrow == 4 and images.shape == (3 * 4, 3, 16, 16)
+    assert torch.equal(images[0], torch.ones_like(images[0]))  # the corner
+    g = torch.Generator().manual_seed(5)
+    z_rows, z_cols = torch.randn(2, 8, generator=g), torch.randn(3, 8, generator=g)
+    torch.testing.assert_close(images[1:4], G(z_cols).clamp(-1, 1))  # top row: the column sources
+    torch.testing.assert_close(images[4], G(z_rows[:1]).clamp(-1, 1)[0])  # left column: the row sources
+    w_row, w_col = G.map(z_rows[1:2]), G.map(z_cols[2:3])
+    cut = first_style_at(8)
+    expected = G.synthesis(torch.cat([w_row[:, :cut], w_col[:, cut:]], 1)).clamp(-1, 1)
+    torch.testing.assert_close(images[2 * 4 + 3], expected[0])  # row 2, column 3
+    coarse_only = style_mix(plugin, G, 2, 3, seed=5, fine_from=16)[0]
+    assert not torch.allclose(coarse_only[5:8], images[5:8], atol=1e-4)  # the cut moved
+    with pytest.raises(GantkError, match="fine_from=12: .* a power of two from 8 to 16"):
+        style_mix(plugin, G, 1, 1, seed=0, fine_from=12)
+
+
+def test_gantk_sample_draws_style_mixing_grids_and_refuses_them_elsewhere(image_folder, tmp_path, capsys):
+    from gantk.cli import main
+    from tests.helpers import tiny_dcgan
+
+    run = Trainer(tiny_stylegan2(image_folder, train={"max_steps": 1}), tmp_path / "sg").fit()
+    grid = tmp_path / "mix.png"
+    args = ["sample", str(run), "--style-mix", "2x3", "--truncation", "0.7", "-o", str(grid), "--device", "cpu"]
+    assert main(args) == 0
+    assert Image.open(grid).size == (4 * 16 + 5 * 2, 3 * 16 + 4 * 2)  # 4 columns, 3 rows, padding 2
+    assert main(["sample", str(run), "--fine-from", "16", "-o", str(tmp_path / "x.png")]) == 2
+    assert "give --style-mix too" in capsys.readouterr().err
+    assert main(["sample", str(run), "--style-mix", "2x3", "--interpolate", "4", "-o", str(grid)]) == 2
+    assert "without --interpolate" in capsys.readouterr().err
+    assert main(["sample", str(run), "--style-mix", "1x1", "--fine-from", "32", "-o", str(grid)]) == 2
+    assert "fine_from=32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", str(run), "--style-mix", "2by3"])
+    assert "expected ROWSxCOLS" in capsys.readouterr().err
+    assert main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "onnx")]) == 0
+    assert main(["sample", str(tmp_path / "onnx"), "--style-mix", "1x2", "-o", str(grid)]) == 2
+    assert "Sample from the checkpoint folder instead" in capsys.readouterr().err
+    dcgan = Trainer(tiny_dcgan(image_folder, train={"max_steps": 1})[1], tmp_path / "dc").fit()
+    assert main(["sample", str(dcgan), "--style-mix", "2x2", "-o", str(tmp_path / "y.png")]) == 2
+    assert "no per-layer styles to mix" in capsys.readouterr().err
