@@ -42,7 +42,7 @@ from gantk.errors import ConfigError
 #: 2 added updates over several networks (``Update(("G_AB", "G_BA"), ..., optimizer="G")``), named
 #: generators per direction (``GanPlugin.directions``) and frozen auxiliary modules (``build_aux``);
 #: a version-1 plugin uses none of them and loads unchanged. 3 added lazy updates (``Update(..., every=16)``)
-#: and sampling options (``GanPlugin.sample_options``: ``gantk sample --truncation``)
+#: and sampling options (``GanPlugin.sample_options``: ``gantk sample --truncation``, ``--style-mix``)
 CONTRACT_VERSION = 3
 
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
