@@ -1,6 +1,7 @@
 """Shared by the per-plugin benchmarks: engine vs a plain PyTorch loop, and how far each is from the machine.
 
-Each script (``dcgan.py``, ``cgan.py``, ``pix2pix.py``, ``srgan.py``, ``infogan.py``, ``cyclegan.py``) describes one :class:`Case`: the
+Each script (``dcgan.py``, ``cgan.py``, ``pix2pix.py``, ``srgan.py``, ``infogan.py``, ``cyclegan.py``,
+``stylegan2.py``) describes one :class:`Case`: the
 plugin's config, synthetic in-memory uint8 data of the real shape, and one training step of the same
 networks written as a plain PyTorch loop. :func:`main` then
 
@@ -50,6 +51,7 @@ class Plain:
     channels_last: bool
     scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
     cache: bool = True  # autocast's weight cache (off inside a CUDA graph)
+    step_index: int = 0  # steps before this one (0: the first), as ``Update.runs_at`` counts: lazy updates
 
     def autocast(self) -> contextlib.AbstractContextManager:
         dtype = DTYPES.get(self.precision)
@@ -87,6 +89,10 @@ class Case:
     # optimizers over several networks (contract 2): {optimizer: networks}; default one per trained network
     groups: dict[str, tuple[str, ...]] | None = None
     configure: Callable[[object], None] | None = None  # last touches on the engine's plugin instance
+    # lazy updates: which kind of step a step number is (captured as one CUDA graph per kind, as the
+    # engine does), and the steps of one whole cycle, over which a step's FLOPs and bytes are averaged
+    variant: Callable[[int], object] | None = None
+    cycle: int = 1
 
 
 def make_plugin(case: Case, args: argparse.Namespace, steps: int):
@@ -150,29 +156,36 @@ def plain_loop(case: Case, args: argparse.Namespace, data: TensorDataset) -> tup
     def step() -> None:
         idx = torch.randint(0, n, (batch_size,), generator=g)
         case.plain_step(plain, data.batch(idx))
+        plain.step_index += 1
 
     if not graph:
         return plain, step
     plain.cache = False  # autocast's weight cache is not allowed inside a captured graph
     on_device = data.to(device)
     index = torch.zeros(batch_size, dtype=torch.long, device=device)
+    kind_of = case.variant or (lambda number: None)
+    graphs: dict[object, torch.cuda.CUDAGraph] = {}
 
-    def whole_step() -> None:
-        case.plain_step(plain, on_device.batch(index))
-
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            whole_step()
-    torch.cuda.current_stream().wait_stream(side)
-    captured = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(captured):
-        whole_step()
+    def capture() -> torch.cuda.CUDAGraph:
+        """The whole step of the current step's kind, warmed up on a side stream and captured (own pool)."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                case.plain_step(plain, on_device.batch(index))
+        torch.cuda.current_stream().wait_stream(side)
+        captured = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(captured):
+            case.plain_step(plain, on_device.batch(index))
+        return captured
 
     def replay() -> None:
+        kind = kind_of(plain.step_index)
+        if kind not in graphs:  # first met in the warm-up when it is at least one cycle long
+            graphs[kind] = capture()
         index.copy_(torch.randint(0, n, (batch_size,), generator=g).pin_memory(), non_blocking=True)
-        captured.replay()
+        graphs[kind].replay()
+        plain.step_index += 1
 
     return plain, replay
 
@@ -194,8 +207,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+class _TotalsOnly:
+    """Stands in for FlopCounterMode's per-module tracker: only the total is read here, and the tracker's
+    backward hooks fail on a view of a parameter made under ``no_grad`` (StyleGAN2's constant input in the
+    step's ``no_grad`` generation for D)."""
+
+    parents = ("Global",)
+
+    def __enter__(self) -> _TotalsOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def step_cost(case: Case, args: argparse.Namespace, data: TensorDataset) -> tuple[float, float]:
-    """(FLOPs, bytes) of one eager plain step; bytes is a lower bound (saved activations + Adam)."""
+    """(FLOPs, bytes) of one eager plain step, averaged over ``case.cycle`` steps; bytes is a lower bound
+    (saved activations + Adam)."""
     eager = argparse.Namespace(**{**vars(args), "compile": "off", "cuda_graph": "off"})
     plain, step = plain_loop(case, eager, data)
     step()  # optimizer state exists from here on
@@ -205,10 +233,16 @@ def step_cost(case: Case, args: argparse.Namespace, data: TensorDataset) -> tupl
         saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
-    with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
+    total = 0
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _TotalsOnly()
+    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        for _ in range(case.cycle):  # the steps after the first, a whole cycle: each kind of step in its share
+            step()
+            total += sum(saved.values())
+            saved.clear()
     weights = sum(p.numel() for opt in plain.opts.values() for g in opt.param_groups for p in g["params"])
-    return float(counter.get_total_flops()), 2.0 * sum(saved.values()) + 28.0 * weights
+    return float(counter.get_total_flops()) / case.cycle, 2.0 * total / case.cycle + 28.0 * weights
 
 
 def _best_rate(fn: Callable[[], None], work: float, device: torch.device, trials: int = 5, reps: int = 5) -> float:

@@ -45,6 +45,9 @@ for s in "--precision fp32 --cuda-graph off" "--precision bf16 --channels-last -
   bench infogan.py --device cuda --steps 200 --warmup 50 --reps 2 $s
   # shellcheck disable=SC2086
   bench cyclegan.py --device cuda --steps 100 --warmup 20 --reps 2 $s
+  # the engine captures a lazy kind of step after 3 eager ones: R1's (every 16) from step 48 on
+  # shellcheck disable=SC2086
+  bench stylegan2.py --device cuda --steps 128 --warmup 64 --reps 2 $s
 done
 
 # train.augment's cost per policy (and whether the augmented step still captures as one CUDA graph: a
