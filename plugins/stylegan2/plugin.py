@@ -146,7 +146,9 @@ class StyleGAN2(GanPlugin):
         with torch.no_grad():
             pl_mean.copy_(pl_mean.lerp(lengths.mean().float(), loss.pl_decay))
         ctx.log("G/pl_mean", pl_mean)
-        return {"pl": (lengths - pl_mean).square().mean() * loss.pl_weight}
+        # + 0 * img: every weight of G (ToRGB's biases too) gets a gradient, as data-parallel training
+        # needs; the length of a Jacobian does not depend on the biases (NVlabs adds the same zero)
+        return {"pl": (lengths - pl_mean).square().mean() * loss.pl_weight + img[:, 0, 0, 0].mean() * 0}
 
     def d_main(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         G, D = ctx.nets["G"], ctx.nets["D"]
@@ -162,8 +164,10 @@ class StyleGAN2(GanPlugin):
     def d_r1(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         """R1 (Mescheder et al. 2018): the gradient of D on the reals, penalised towards zero."""
         real = batch["image"].detach().requires_grad_(True)
-        (grads,) = torch.autograd.grad(ctx.nets["D"](real).sum(), real, create_graph=True)
-        return {"r1": grads.square().sum([1, 2, 3]).mean() * (self.r1_gamma / 2)}
+        logits = ctx.nets["D"](real)
+        (grads,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        # + 0 * logits: D's last bias, on which the gradient does not depend, gets one too (for DDP)
+        return {"r1": grads.square().sum([1, 2, 3]).mean() * (self.r1_gamma / 2) + logits.mean() * 0}
 
     # ---- sampling ---------------------------------------------------------------------------------
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions: Any) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ networks are the tiny 16x16 DCGAN of ``tests.helpers``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -273,3 +274,20 @@ def test_augmentation_and_ada_under_ddp_are_those_of_one_process(data, tmp_path)
     tensors_one, tensors_two = load_file(one / "run" / state), load_file(two / "run" / state)
     assert torch.equal(tensors_one[p_one["__tensor__"]], tensors_two[p_two["__tensor__"]])
     assert tensors_one[p_one["__tensor__"]].item() != 1.0  # ADA moved p
+
+
+def test_stylegan2s_lazy_double_backward_regularisers_keep_two_processes_in_lockstep(data, tmp_path):
+    """R1 and the path length differentiate through D and G with create_graph before their backward: under
+    DDP every rank runs them at the same steps and the gradients stay averaged. (Not equal to one process:
+    minibatch-std groups and the path-length mean are taken over each rank's own samples, as in NVlabs.)"""
+    two = tmp_path / "two"
+    settings = ["train.batch_size=8", "train.max_steps=17", "plugin=stylegan2"]
+    check(torchrun("--standalone", "--nproc_per_node", "2", str(WORKER), str(data), str(two), *settings))
+    rank0, rank1 = load_file(two / "rank0.safetensors"), load_file(two / "rank1.safetensors")
+    params = {k for k in rank0 if not k.endswith(("pl_mean", "w_avg"))}  # buffers: rank 0's are saved
+    assert max_difference({k: rank0[k] for k in params}, {k: rank1[k] for k in params}) == 0.0
+    records = [json.loads(line) for line in (two / "run" / "metrics.jsonl").read_text().splitlines()]
+    runs = {key: sum(r.get(f"runs/{key}", 0) for r in records) for key in ("G:g_pl", "D:d_r1")}
+    assert runs == {"G:g_pl": 5, "D:d_r1": 2}  # steps 0, 4, 8, 12, 16 and 0, 16 of 17
+    assert all(math.isfinite(r["G/pl"]) and math.isfinite(r["D/r1"]) for r in records if "D/r1" in r)
+    assert float(rank0["G.pl_mean"]) > 0
