@@ -196,9 +196,11 @@ class EvalConfig:
     """
 
     # the FID Inception network's weights (pt_inception-2015-12-05-6726825d.pth, or .safetensors; see
-    # docs/metrics.md); empty: FID and KID are skipped with a warning and only kid_pixels is reported
+    # docs/metrics.md); empty: FID, KID, precision and recall are skipped with a warning and only
+    # kid_pixels is reported
     fid_weights: str = ""
-    fid_samples: Annotated[int, Range(2, 1_000_000)] = 5000  # generated images per evaluation, and as many real
+    # generated images per evaluation, and as many real; at least 4, for precision and recall's k = 3
+    fid_samples: Annotated[int, Range(4, 1_000_000)] = 5000
     fid_cache: str = ""  # folder of cached reference features; empty: ~/.cache/gantk/fid
     seed: Seed = 0  # the noise of every evaluation, and KID's subsets: evaluations differ only by the weights
 

@@ -218,8 +218,39 @@ def distances(real: Tensor, fake: Tensor, seed: int = 0, subsets: int = 100) -> 
     return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
 
 
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk: int = 1024) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) between two feature sets.
+
+    Each set's manifold is the union of balls around its points, each ball reaching the point's k-th
+    nearest neighbour in the same set. Precision is the share of generated points inside the real
+    manifold (are the samples realistic?), recall the share of real points inside the generated one (is
+    the data covered?). Distances are computed ``chunk`` rows at a time, so 50,000 points fit in memory.
+    """
+    if len(real) <= k or len(fake) <= k:
+        raise ConfigError(
+            f"precision and recall with k={k} need more than {k} images on each side, got {len(real)} real and "
+            f"{len(fake)} generated."
+        )
+    real, fake = real.double(), fake.double()
+
+    def radii(points: Tensor) -> Tensor:  # distance of each point to its k-th nearest neighbour, itself excluded
+        return torch.cat(
+            [
+                torch.cdist(points[i : i + chunk], points).kthvalue(k + 1, dim=1).values
+                for i in range(0, len(points), chunk)
+            ]
+        )
+
+    def inside(queries: Tensor, points: Tensor, r: Tensor) -> float:
+        hits = [(torch.cdist(queries[i : i + chunk], points) <= r[None]).any(1) for i in range(0, len(queries), chunk)]
+        return float(torch.cat(hits).double().mean())
+
+    return {"precision": inside(fake, real, radii(real)), "recall": inside(real, fake, radii(fake))}
+
+
 class DistributionScores:
-    """FID/KID of generated images against a fixed real set, with the weight-free pixel KID always beside.
+    """FID/KID and precision/recall of generated images against a fixed real set, on the FID Inception
+    network's features, with the weight-free pixel KID always beside.
 
     Built once per run (the networks load once, the reference features are cached); ``__call__`` scores
     one set of generated images.
@@ -236,6 +267,7 @@ class DistributionScores:
         """Scores of ``fake`` against ``real`` (both images in [-1, 1])."""
         out = {"kid_pixels": distances(self.pixels.reference(real), self.pixels.features(fake), self.seed)["kid"]}
         if self.inception is not None:
-            d = distances(self.inception.reference(real), self.inception.features(fake), self.seed)
-            out.update(fid=d["fid"], kid=d["kid"])
+            real_f, fake_f = self.inception.reference(real), self.inception.features(fake)
+            d = distances(real_f, fake_f, self.seed)
+            out.update(fid=d["fid"], kid=d["kid"], **precision_recall(real_f, fake_f))
         return out

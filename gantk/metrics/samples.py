@@ -1,4 +1,5 @@
-"""The evaluation of a generator that samples from noise: FID/KID of its samples against real images.
+"""The evaluation of a generator that samples from noise: FID/KID and precision/recall of its samples
+against real images.
 
 A sampling plugin's ``evaluate`` is one call, ``return sample_metrics(self, nets[self.generator], ctx)``
 (DCGAN's is; CGAN adds it to its classifier score). It reads ``cfg.eval`` (:class:`gantk.config.EvalConfig`):
@@ -29,7 +30,7 @@ NO_WEIGHTS = (
 
 
 def metric_names(cfg: EvalConfig) -> tuple[str, ...]:
-    return ("fid", "kid", "kid_pixels") if cfg.fid_weights else ("kid_pixels",)
+    return ("fid", "kid", "precision", "recall", "kid_pixels") if cfg.fid_weights else ("kid_pixels",)
 
 
 def best_metric(cfg: EvalConfig) -> str:

@@ -8,6 +8,7 @@ import torch
 
 from gantk.errors import CheckpointError, ConfigError
 from gantk.metrics import FeatureSpace, distances, fid, load_fid_inception
+from gantk.metrics.fid import precision_recall
 
 
 def test_pickled_weights_with_code_are_refused(tmp_path):
@@ -74,3 +75,21 @@ def test_inception_features_score_and_cache_reference_features(fid_weights, tmp_
 def test_pixel_space_needs_no_weights(tmp_path):
     space = FeatureSpace("", "cpu", tmp_path)
     assert space.name == "pixels16" and space.features(torch.rand(3, 3, 40, 24)).shape == (3, 3 * 256)
+
+
+def test_precision_and_recall_count_the_points_inside_each_others_k_nearest_neighbour_balls():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 8, generator=g)
+    assert precision_recall(real, real.clone()) == {"precision": 1.0, "recall": 1.0}
+    assert precision_recall(real, real + 50) == {"precision": 0.0, "recall": 0.0}
+    collapsed = precision_recall(real, torch.randn(300, 8, generator=g) * 0.2)  # realistic, covers little
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.05
+    # by hand on a line: real 0, 1, 2, 3, 10 with k = 3 have radii 3, 2, 2, 3, 9 (the 3rd neighbour);
+    # fakes 0.5 (in 0's ball), 6.5 (only in 10's: |6.5 - 10| = 3.5 <= 9), 30 and 31 (in none): precision 2/4
+    line = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    fakes = torch.tensor([[0.5], [6.5], [30.0], [31.0]])
+    pr = precision_recall(line, fakes)
+    assert pr["precision"] == pytest.approx(2 / 4)
+    assert pr["recall"] == 1.0  # every real point lies inside 0.5's ball of radius 30.5
+    with pytest.raises(ConfigError, match="k=3 need more than 3 images"):
+        precision_recall(line[:3], fakes)

@@ -56,7 +56,8 @@ def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights
     G = plugin.build_networks()["G"].eval()
     ctx = EvalContext(torch.device("cpu"), 0, tmp_path / "eval")
     metrics = samples.sample_metrics(plugin, G, ctx)
-    assert set(metrics) == {"fid", "kid", "kid_pixels"} == set(plugin.metric_names())
+    assert set(metrics) == {"fid", "kid", "precision", "recall", "kid_pixels"} == set(plugin.metric_names())
+    assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
     assert metrics["fid"] > 0 and plugin.best_metric == "fid"
     assert len(list((tmp_path / "c").glob("inception-*.safetensors"))) == 1
 
