@@ -1,6 +1,6 @@
 """What FID/KID cost: feature extraction, the statistics, and one DCGAN evaluation (issue 18).
 
-    python benchmarks/metrics.py --device cpu [--weights pt_inception-2015-12-05-6726825d.pth] [--images 64]
+    python benchmarks/metrics.py --device cpu [--weights weights-inception-2015-12-05-6726825d.pth] [--images 64]
 
 Times (best of ``--reps``):
 

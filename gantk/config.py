@@ -195,7 +195,7 @@ class EvalConfig:
     A plugin with its own ``eval`` section subclasses this, so every plugin that samples keeps these keys.
     """
 
-    # the FID Inception network's weights (pt_inception-2015-12-05-6726825d.pth, or .safetensors; see
+    # the FID Inception network's weights (weights-inception-2015-12-05-6726825d.pth, or .safetensors; see
     # docs/metrics.md); empty: FID, KID, precision and recall are skipped with a warning and only
     # kid_pixels is reported
     fid_weights: str = ""

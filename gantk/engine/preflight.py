@@ -43,7 +43,7 @@ def check_config(plugin: GanPlugin) -> None:
     if weights and cfg.train.eval_every and not Path(weights).is_file():  # not after eval_every steps of training
         raise ConfigError(
             f"config key 'eval.fid_weights' names {weights}, which is not a file; point it at the FID Inception "
-            "weights (pt_inception-2015-12-05-6726825d.pth, see docs/metrics.md) or leave it empty for kid_pixels."
+            "weights (weights-inception-2015-12-05-6726825d.pth, see docs/metrics.md) or leave it empty for kid_pixels."
         )
     best = cfg.train.best_metric
     reported = plugin.metric_names()

@@ -1,7 +1,7 @@
 """FID and KID of generated images against real ones: torchmetrics' statistics, features from a file.
 
 The features are those of the standard FID network: the Inception v3 graph of the TensorFlow FID code,
-ported to PyTorch by torch-fidelity (``pt_inception-2015-12-05-6726825d.pth``, 2048-d pool features,
+ported to PyTorch by torch-fidelity (``weights-inception-2015-12-05-6726825d.pth``, 2048-d pool features,
 images as uint8 resized inside the network like TensorFlow does). With that file, gantk's FID is
 comparable with published ones computed on the same number of images. Nothing is downloaded: the
 user points ``eval.fid_weights`` at the file, as ``.pth`` (read with ``torch.load(weights_only=True)``,
@@ -38,7 +38,7 @@ from gantk.io.weights import read_state_dict
 
 log = logging.getLogger("gantk")
 
-WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )

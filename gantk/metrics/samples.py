@@ -24,7 +24,7 @@ from gantk.plugin import generate_in_chunks
 
 NO_WEIGHTS = (
     "FID and KID skipped: no eval.fid_weights given (the FID Inception weights file, "
-    "pt_inception-2015-12-05-6726825d.pth; see docs/metrics.md). Reporting kid_pixels only, a weight-free "
+    "weights-inception-2015-12-05-6726825d.pth; see docs/metrics.md). Reporting kid_pixels only, a weight-free "
     "check on 16x16 pixels that is no perceptual metric."
 )
 

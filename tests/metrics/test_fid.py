@@ -25,7 +25,7 @@ def test_pickled_weights_with_code_are_refused(tmp_path):
 def test_torchvision_imagenet_weights_are_refused_with_the_file_to_use(tmp_path):
     path = tmp_path / "inception_v3_google.pth"
     torch.save({"fc.weight": torch.zeros(1000, 2048), "AuxLogits.fc.weight": torch.zeros(1000, 768)}, path)
-    with pytest.raises(CheckpointError, match="torchvision.*pt_inception-2015-12-05"):
+    with pytest.raises(CheckpointError, match="torchvision.*weights-inception-2015-12-05"):
         load_fid_inception(path)
     with pytest.raises(ConfigError, match=r"does not exist \(eval.fid_weights\)"):
         load_fid_inception(tmp_path / "missing.pth")
