@@ -91,7 +91,9 @@ def case(size: int, batch: int, channel_base: int, channel_max: int, z_dim: int,
         return index % PL_EVERY == 0, index % R1_EVERY == 0
 
     model = {"channel_base": channel_base, "channel_max": channel_max, "z_dim": z_dim, "w_dim": z_dim}
-    augment = {"policy": ["color", "translation", "cutout"], "adaptive": True} if ada else {"policy": [], "adaptive": False}
+    augment = (
+        {"policy": ["color", "translation", "cutout"], "adaptive": True} if ada else {"policy": [], "adaptive": False}
+    )
     layer = {
         "data": {"name": "synthetic", "image_size": size, "channels": 3},
         "model": model,

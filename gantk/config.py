@@ -74,6 +74,20 @@ Beta = Annotated[float, Range(0, 1, hi_open=True)]
 Seed = Annotated[int, Range(0, 2**63 - 1)]
 
 
+class FilePath:
+    """Marks a str field as a file or folder path (``Annotated[str, FilePath()]``, or :data:`PathStr`).
+
+    A config read back from a checkpoint's ``config.json`` was written wherever training ran, so its
+    relative paths were relative to that directory. :func:`rebase_paths` looks each one up beside the
+    checkpoint first, which lets a checkpoint that ships with the files it names (a classifier folder
+    next to it, ``../mnist-classifier``) work from any directory.
+    """
+
+
+#: a path-valued key: an eval classifier, a weights file, a transforms file
+PathStr = Annotated[str, FilePath()]
+
+
 # --------------------------------------------------------------------------------------------------
 # The engine's sections
 # --------------------------------------------------------------------------------------------------
@@ -94,7 +108,7 @@ class DataConfig:
     on_error: Literal["raise", "skip"] = "raise"  # unreadable files: stop naming the file, or skip and count
     # an albumentations pipeline saved with A.save (YAML or JSON), applied on the CPU to every image as it
     # is drawn (pairs together); empty: none, and in-memory data is sliced a batch at a time
-    transforms: str = ""
+    transforms: PathStr = ""
 
 
 @dataclass
@@ -198,10 +212,10 @@ class EvalConfig:
     # the FID Inception network's weights (weights-inception-2015-12-05-6726825d.pth, or .safetensors; see
     # docs/metrics.md); empty: FID, KID, precision and recall are skipped with a warning and only
     # kid_pixels is reported
-    fid_weights: str = ""
+    fid_weights: PathStr = ""
     # generated images per evaluation, and as many real; at least 4, for precision and recall's k = 3
     fid_samples: Annotated[int, Range(4, 1_000_000)] = 5000
-    fid_cache: str = ""  # folder of cached reference features; empty: ~/.cache/gantk/fid
+    fid_cache: PathStr = ""  # folder of cached reference features; empty: ~/.cache/gantk/fid
     seed: Seed = 0  # the noise of every evaluation, and KID's subsets: evaluations differ only by the weights
 
 
@@ -388,6 +402,36 @@ def build(cls: type[T], data: dict[str, Any], origins: Origins | None = None) ->
     """Build dataclass ``cls`` from nested plain data, checking every key and type."""
     origins = origins or {}
     return _convert(cls, data, "", origins, cls)
+
+
+def rebase_paths(cfg: Any, base: Path) -> list[str]:
+    """Make each relative :class:`FilePath` field of ``cfg`` that exists under ``base`` point there (absolute).
+
+    A path that does not exist under ``base`` is left as written (relative to the current directory, as
+    for a config given on the command line), so older checkpoints behave as before. Returns the dotted
+    keys that changed. ``cfg`` must not be frozen yet.
+    """
+    changed: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(node), include_extras=True)
+        for f in dataclasses.fields(node):
+            value, tp = getattr(node, f.name), hints[f.name]
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            elif (
+                isinstance(value, str)
+                and value
+                and get_origin(tp) is Annotated
+                and any(isinstance(e, FilePath) for e in get_args(tp)[1:])
+                and not Path(value).expanduser().is_absolute()
+                and (base / value).exists()
+            ):
+                setattr(node, f.name, str((base / value).resolve()))
+                changed.append(prefix + f.name)
+
+    walk(cfg, "")
+    return changed
 
 
 def _where(path: str, origins: Origins) -> str:

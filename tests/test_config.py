@@ -282,3 +282,28 @@ def test_a_key_given_twice_in_a_config_file_is_refused_naming_both_lines(tmp_pat
     path.write_text("train:\n  batch_size: 4\n  batch_size: 8\n")
     with pytest.raises(ConfigError, match=r"twice.yaml .*'batch_size' is given twice \(lines 2 and 3\)"):
         load_yaml(path)
+
+
+def test_relative_paths_from_a_checkpoint_are_looked_up_beside_it_first(tmp_path):
+
+    from gantk.config import PathStr, rebase_paths
+
+    @dataclass
+    class Inner:
+        weights: PathStr = ""
+        label: str = ""
+
+    @dataclass
+    class Outer:
+        inner: Inner = field(default_factory=Inner)
+        transforms: PathStr = ""
+        missing: PathStr = ""
+        absolute: PathStr = ""
+
+    (tmp_path / "judge").mkdir()
+    (tmp_path / "aug.yaml").write_text("{}")
+    cfg = Outer(Inner("judge", "judge"), "aug.yaml", "nowhere/x", str(tmp_path / "judge"))
+    assert sorted(rebase_paths(cfg, tmp_path)) == ["inner.weights", "transforms"]
+    assert cfg.inner.weights == str((tmp_path / "judge").resolve()) and cfg.inner.label == "judge"  # not a path
+    assert cfg.transforms == str((tmp_path / "aug.yaml").resolve())
+    assert cfg.missing == "nowhere/x" and cfg.absolute == str(tmp_path / "judge")  # as written

@@ -214,6 +214,12 @@ def run_judge(
     the data has no labels, and then so does this."""
     if classifier:
         folder = Path(classifier)
+        if not folder.exists():
+            raise ConfigError(
+                f"eval.classifier {folder} does not exist (a relative path from a checkpoint is looked up beside "
+                f"the checkpoint, then in the current directory {Path.cwd()}). Give the folder with --set "
+                "eval.classifier=DIR."
+            )
         if not (folder / CONFIG).exists():
             raise ConfigError(f"eval.classifier {folder} is not a classifier folder (no {CONFIG} in it).")
         return load_classifier(folder, device)

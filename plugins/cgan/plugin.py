@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, EvalConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import PositiveInt, Range, Width
+from gantk.config import PathStr, PositiveInt, Range, Width
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
 from gantk.io.images import save_grid
@@ -48,7 +48,7 @@ class CGANModel:
 
 @dataclass
 class CGANEval(EvalConfig):  # + fid_weights, fid_samples, fid_cache, seed
-    classifier: str = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
+    classifier: PathStr = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
     classifier_steps: PositiveInt = 500
     samples_per_class: Annotated[int, Range(1, 100_000)] = 100
 

@@ -36,7 +36,7 @@ from gantk.plugins.pix2pix.networks import PatchDiscriminator
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
-from gantk.config import Count, NonNegative, Range, Side, Width
+from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
 from gantk.data import jitter, load_dataset, locate
 from gantk.data.datasets import TensorDataset, UnpairedDataset, unpaired
 from gantk.errors import ConfigError, DataError
@@ -82,7 +82,7 @@ class CycleGANEpochs:
 
 @dataclass
 class CycleGANEval:
-    fid_weights: str = ""  # the FID Inception weights (docs/metrics.md); empty: FID and KID skipped
+    fid_weights: PathStr = ""  # the FID Inception weights (docs/metrics.md); empty: FID and KID skipped
     tile: Annotated[int, Range(64, 8192)] = 1024  # gantk translate: larger images go in overlapping tiles
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, EvalConfig, EvalContext, GanPlugin, Phase, StepContext, Update
-from gantk.config import NonNegative, PositiveInt, Range, Width
+from gantk.config import NonNegative, PathStr, PositiveInt, Range, Width
 from gantk.errors import ConfigError
 from gantk.init import normal_init
 from gantk.io.images import save_grid
@@ -58,7 +58,7 @@ class InfoGANLoss:
 
 @dataclass
 class InfoGANEval(EvalConfig):  # + fid_weights, fid_samples, fid_cache, seed
-    classifier: str = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
+    classifier: PathStr = ""  # a saved classifier folder; empty: <run>/classifier, trained on first use
     classifier_steps: PositiveInt = 500
     samples_per_code: Annotated[int, Range(1, 100_000)] = 200
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import Count, NonNegative, Range, Side, Width
+from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
@@ -66,7 +66,7 @@ class Pix2PixEpochs:
 @dataclass
 class Pix2PixEval:
     test_mode: Literal["eval", "train"] = "eval"  # "train": dropout on and batch statistics, as in the paper
-    fid_weights: str = ""  # the FID Inception weights (docs/metrics.md); empty: FID and KID skipped
+    fid_weights: PathStr = ""  # the FID Inception weights (docs/metrics.md); empty: FID and KID skipped
     # gantk translate: images with a side over this are translated in overlapping tiles of this side
     # (memory bounded by the tile; each tile keeps its centre, with tile/8 pixels of context around it)
     tile: Annotated[int, Range(64, 8192)] = 1024

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
-from gantk.config import Count, NonNegative, PositiveInt, Range, Side, Width
+from gantk.config import Count, NonNegative, PathStr, PositiveInt, Range, Side, Width
 from gantk.data import TensorDataset, jitter, locate
 from gantk.data.sr import SRPair, bicubic_downscale, hr_patches, load_sr_benchmark
 from gantk.errors import ConfigError, DataError
@@ -66,7 +66,7 @@ class SRModel:
 class SRLoss:
     pixel: Literal["mse", "l1"] = "mse"  # phase 1 loss (the paper: MSE)
     content: Literal["vgg", "pixel"] = "vgg"  # phase 2 content loss
-    vgg_weights: str = "torchvision"  # a VGG19 file, "torchvision" (its loader), or "" (none: pixel fallback)
+    vgg_weights: PathStr = "torchvision"  # a VGG19 file, "torchvision" (its loader), or "" (none: pixel fallback)
     vgg_layer: tuple[Annotated[int, Range(1, 5)], Annotated[int, Range(1, 4)]] = (5, 4)  # phi_{i,j}
     vgg_scale: NonNegative = 1 / 12.75**2  # the paper rescales VGG features by 1/12.75
     adversarial: NonNegative = 1e-3

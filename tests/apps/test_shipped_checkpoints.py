@@ -46,3 +46,11 @@ def test_srresnet_x4_beats_bicubic_by_1db_on_set5_and_set14(tmp_path, monkeypatc
         assert gain >= 1.0, (name, metrics[f"{name}/psnr_y"], metrics[f"{name}/bicubic/psnr_y"])
     readme = (CHECKPOINTS / "srresnet-x4" / "README.md").read_text()
     assert f"{metrics['Set5/psnr_y']:.2f}" in readme and f"{metrics['Set14/psnr_y']:.2f}" in readme  # table is true
+
+
+def test_the_shipped_cgan_finds_its_judge_from_any_directory(tmp_path, monkeypatch):
+    """config.json names its classifier as ../mnist-classifier: beside the checkpoint, not the cwd."""
+    monkeypatch.chdir(tmp_path)
+    plugin, _ = load_generator(CHECKPOINTS / "cgan-mnist")
+    assert plugin.cfg.eval.classifier == str((CHECKPOINTS / "mnist-classifier").resolve())
+    assert clf.load_classifier(plugin.cfg.eval.classifier).spec.class_names == tuple(str(d) for d in range(10))

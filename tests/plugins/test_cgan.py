@@ -220,4 +220,6 @@ def test_eval_command_scores_a_checkpoint_with_a_given_judge(run, tmp_path):
     at_best = next(r for r in logged if r.get("step") == metrics["step"] and "eval/accuracy" in r)
     assert metrics["accuracy"] == pytest.approx(at_best["eval/accuracy"])  # the same score training logged
     result = _gantk("eval", str(run), "--set", "eval.classifier=/nowhere", "-o", str(out))
-    assert result.returncode == 2 and "eval.classifier /nowhere is not a classifier folder" in result.stderr
+    assert result.returncode == 2 and "eval.classifier /nowhere does not exist" in result.stderr
+    result = _gantk("eval", str(run), "--set", f"eval.classifier={tmp_path}", "-o", str(out))
+    assert result.returncode == 2 and f"eval.classifier {tmp_path} is not a classifier folder" in result.stderr
