@@ -12,7 +12,6 @@ import time
 import warnings
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,14 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+from gantk.console import console, format_seconds, set_live
 
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
+__all__ = ["RunLogger", "console", "format_seconds"]
 
 
 class RunLogger:
@@ -79,6 +73,7 @@ class RunLogger:
             )
             self.task = self.progress.add_task("train", total=max_steps, completed=start_step, rate="", losses="")
             self.progress.start()
+            set_live(self.progress)  # an evaluation's feature passes add their line to this bar
 
     def log_interval(self, step: int, phase: str, values: dict[str, float]) -> dict[str, float]:
         """Write one interval's values (means over it, learning rates) everywhere, with the rate and ETA."""
@@ -125,6 +120,7 @@ class RunLogger:
 
     def close(self) -> None:
         if self.progress is not None:
+            set_live(None)
             self.progress.stop()
         if self.tb is not None:
             self.tb.close()

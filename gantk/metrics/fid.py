@@ -20,6 +20,7 @@ reported under its own name (``kid_pixels``) so it is never mistaken for the rea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gantk.console import progress
 from gantk.errors import CheckpointError, ConfigError
 from gantk.io.checkpoint import sha256
 from gantk.io.images import to_uint8
@@ -133,12 +135,17 @@ class FeatureSpace:
         self._memory: dict[str, Tensor] = {}
 
     @torch.no_grad()
-    def features(self, images: Tensor, batch: int = 64) -> Tensor:
-        """N x D float64 features (on the CPU) of images in [-1, 1]."""
+    def features(self, images: Tensor, batch: int = 64, what: str = "generated") -> Tensor:
+        """N x D float64 features (on the CPU) of images in [-1, 1]. The Inception passes show their
+        progress (``what`` images, with the rate and an ETA): on a CPU thousands of them take minutes."""
         out = []
-        for start in range(0, len(images), batch):
-            x = uint8_rgb(images[start : start + batch]).to(self.device)
-            out.append(self.net(x).double().cpu())
+        shown = progress(f"Inception features of {what} images", len(images)) if self.name != "pixels16" else None
+        with shown or contextlib.nullcontext() as advance:
+            for start in range(0, len(images), batch):
+                x = uint8_rgb(images[start : start + batch]).to(self.device)
+                out.append(self.net(x).double().cpu())
+                if advance is not None:
+                    advance(len(x))
         return torch.cat(out)
 
     def reference(self, images: Tensor) -> Tensor:
@@ -153,7 +160,7 @@ class FeatureSpace:
         feats = _read_cache(path)
         if feats is None:
             log.info("computing reference features of %d real images (cached in %s)", len(images), path)
-            feats = self.features(images)
+            feats = self.features(images, what="real (reference)")
             _write_cache(path, feats)
         self._memory[key] = feats
         return feats
