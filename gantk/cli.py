@@ -732,16 +732,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     plugin, nets = load_generators(
         args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin, overrides=args.overrides
     )
-    step = int(ckpt.read_meta(ckpt.find_checkpoint(Path(args.checkpoint), which)).get("step") or 0)
+    folder = ckpt.find_checkpoint(Path(args.checkpoint), which)
+    step = int(ckpt.read_meta(folder).get("step") or 0)
+    ctx = EvalContext(device, step, out / "eval")
+    used = ckpt.generator_weights(folder, plugin.generator, use_ema=not args.no_ema)
+    ctx.protocol["generator"] = "ema" if used.name.endswith("_ema.safetensors") else "raw"
     with torch.no_grad():
-        metrics = plugin.evaluate(nets, EvalContext(device, step, out / "eval"))
+        metrics = plugin.evaluate(nets, ctx)
     if not metrics:
         raise GantkError(f"the {plugin.name} plugin defines no evaluation metrics.")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(
-        json.dumps({"checkpoint": str(args.checkpoint), "step": step, **metrics}, indent=2)
-    )
+    record = {"checkpoint": str(args.checkpoint), "step": step, **metrics, "protocol": ctx.protocol}
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
     console.print(metrics_table(metrics, f"{plugin.name} at step {step}"))
+    if len(ctx.protocol) > 1:  # more than the generator: the metric functions described how they scored
+        console.print(
+            "protocol: " + "; ".join(f"{k} {v}" for k, v in ctx.protocol.items() if v not in (None, "")),
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"wrote {out / 'metrics.json'}", highlight=False)
     return 0
 

@@ -138,6 +138,10 @@ class EvalContext:
     device: torch.device
     step: int
     out_dir: Path  # the run's eval/ folder, for reports (image grids, HTML)
+    #: how the scores were made (weights, image counts, reference set, generator), filled in by the metric
+    #: functions (``gantk.metrics.samples.sample_metrics``); stored beside every score, and a best
+    #: checkpoint is only ever compared with scores of the same protocol
+    protocol: dict[str, Any] = field(default_factory=dict)
 
 
 LossFn = Callable[[Batch, StepContext], Losses]

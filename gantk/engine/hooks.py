@@ -17,7 +17,7 @@ from gantk.config import Config
 from gantk.engine import distributed
 from gantk.engine.distributed import World
 from gantk.engine.logger import RunLogger
-from gantk.errors import PluginError
+from gantk.errors import ConfigError, PluginError
 from gantk.io.images import save_grid
 from gantk.plugin import EvalContext, GanPlugin, Hook, Phase
 
@@ -30,6 +30,8 @@ class Trainer(Protocol):
     run: Path  # the run folder
     step: int  # steps done
     best_value: float | None
+    best_protocol: dict
+    emas: dict  # network name -> its EMA copy
     device: torch.device
     world: World
     logger: RunLogger
@@ -54,24 +56,33 @@ class SampleGrid(Hook):
         save_grid(images, trainer.run / "samples" / f"step_{trainer.step:08d}.png")
 
 
+def protocol_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("gantk",)) -> list[str]:
+    """``key: A != B`` for each protocol entry that differs (the gantk version is recorded, not compared)."""
+    keys = sorted((set(a) | set(b)) - set(ignore))
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
 class Evaluate(Hook):
     """The plugin's metrics, computed on rank 0 and shared; a better best metric saves ``checkpoints/best``."""
 
     def __call__(self, trainer: Trainer) -> None:
         plugin, cfg = trainer.plugin, trainer.cfg
 
-        def on_main() -> dict[str, float]:
+        def on_main() -> tuple[dict[str, float], dict]:
             nets = dict(trainer.nets)
             for name in plugin.sampled_networks():  # the EMA copies, when on
                 nets[name] = trainer.sampling_generator(name)
             ctx = EvalContext(trainer.device, trainer.step, trainer.run / "eval")
+            ctx.protocol["generator"] = "ema" if plugin.generator in trainer.emas else "raw"
             with trainer.eval_mode():
-                return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}
+                return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}, ctx.protocol
 
-        metrics = distributed.main_first(on_main, trainer.world)
+        metrics, protocol = distributed.main_first(on_main, trainer.world)
         if not metrics:
             return
-        trainer.logger.write(trainer.step, {f"eval/{k}": float(v) for k, v in metrics.items()})
+        trainer.logger.write(
+            trainer.step, {**{f"eval/{k}": float(v) for k, v in metrics.items()}, "eval_protocol": protocol}
+        )
         trainer.logger.message(f"eval at step {trainer.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         name = cfg.train.best_metric or plugin.best_metric
         mode = cfg.train.best_mode if cfg.train.best_metric else plugin.best_mode
@@ -82,7 +93,15 @@ class Evaluate(Hook):
                 f"best metric '{name}' is not among the evaluation metrics {sorted(metrics)}; set train.best_metric."
             )
         value, best = float(metrics[name]), trainer.best_value
+        differs = protocol_differences(trainer.best_protocol, protocol) if best is not None else []
+        if differs and trainer.best_protocol:
+            raise ConfigError(
+                f"eval at step {trainer.step}: {name} {value:.4g} cannot be compared with checkpoints/best's "
+                f"{best:.4g}: they were measured differently ({'; '.join(differs)}). Evaluate as the best was "
+                "evaluated (the same eval.* keys and data), or move checkpoints/best aside to start a new best."
+            )
         better = best is None or (value < best if mode == "min" else value > best)
         if better and math.isfinite(value):
-            trainer.best_value = value
-            trainer.save(trainer.run / "checkpoints" / "best", extra={"best_metric": name, "best_value": value})
+            trainer.best_value, trainer.best_protocol = value, protocol
+            extra = {"best_metric": name, "best_value": value, "eval_protocol": protocol}
+            trainer.save(trainer.run / "checkpoints" / "best", extra=extra)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class RunState:
     augment: Augmenter | None = None  # train.augment's p and ADA's running statistic
     step: int = 0
     best_value: float | None = None
+    best_protocol: dict = field(default_factory=dict)  # how best_value was measured (EvalContext.protocol)
     nonfinite_skipped: int = 0
 
 
@@ -63,6 +64,7 @@ def training_state(state: RunState, rngs: list[dict[str, Any]]) -> dict[str, Any
     out = {
         "step": state.step,
         "best_value": state.best_value,
+        "best_protocol": state.best_protocol,
         "nonfinite_skipped": state.nonfinite_skipped,
         "optimizers": {k: o.state_dict() for k, o in state.optimizers.items()},
         "schedulers": {k: s.state_dict() for k, s in state.schedulers.items()},
@@ -157,6 +159,7 @@ def restore(folder: Path, state: RunState, device: torch.device, rank: int, worl
     note = restore_rng(saved, state, rank, world_size)
     state.step = int(saved["step"])
     state.best_value = saved.get("best_value")
+    state.best_protocol = saved.get("best_protocol") or {}  # none before protocol cards: compared with none
     state.nonfinite_skipped = int(saved.get("nonfinite_skipped", 0))
     return note
 

@@ -106,6 +106,15 @@ class Trainer:
         self.state.best_value = value
 
     @property
+    def best_protocol(self) -> dict:
+        """How the best value was measured (its protocol card); empty before the first best."""
+        return self.state.best_protocol
+
+    @best_protocol.setter
+    def best_protocol(self, protocol: dict) -> None:
+        self.state.best_protocol = protocol
+
+    @property
     def nonfinite_skipped(self) -> int:
         """Updates skipped for a non-finite loss in this run."""
         return self.state.nonfinite_skipped if self.state else 0

@@ -125,8 +125,9 @@ class FeatureSpace:
         self, weights: str | Path = "", device: torch.device | str = "cpu", cache_dir: str | Path = ""
     ) -> None:
         self.device = torch.device(device)
+        self.weights_sha256 = sha256(Path(weights)) if weights else ""
         if weights:
-            self.name = f"inception-{sha256(Path(weights))[:16]}"
+            self.name = f"inception-{self.weights_sha256[:16]}"
             self.net: nn.Module = load_fid_inception(weights).to(self.device)
         else:
             self.name = "pixels16"
@@ -164,6 +165,15 @@ class FeatureSpace:
             _write_cache(path, feats)
         self._memory[key] = feats
         return feats
+
+
+#: how the FID network sees an image: torch-fidelity's TensorFlow-compatible resize, inside the network
+RESIZE = "torch-fidelity TF-compatible bilinear to 299x299, from uint8"
+
+
+def images_sha256(images: Tensor) -> str:
+    """SHA-256 of images in [-1, 1] as the feature passes see them (uint8 RGB): a reference set's identity."""
+    return hashlib.sha256(uint8_rgb(images).contiguous().numpy().tobytes()).hexdigest()
 
 
 def _read_cache(path: Path) -> Tensor | None:
@@ -269,6 +279,20 @@ class DistributionScores:
         self.seed = seed
         self.pixels = FeatureSpace("", device, cache_dir)
         self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
+
+    def protocol(self, fake: Tensor, real: Tensor) -> dict[str, object]:
+        """How :meth:`__call__` scores ``fake`` against ``real``: the part of the protocol card it owns."""
+        return {
+            "features": "FID Inception pool3, 2048-d" if self.inception else "pixels 16x16 (no FID network)",
+            "weights_sha256": self.inception.weights_sha256 if self.inception else "",
+            "resize": RESIZE if self.inception else "area to 16x16",
+            "generated": len(fake),
+            "real": len(real),
+            "real_sha256": images_sha256(real),
+            "kid_subsets": "100 of min(1000, n)",
+            "precision_recall_k": 3 if self.inception else None,
+            "seed": self.seed,
+        }
 
     def __call__(self, fake: Tensor, real: Tensor) -> dict[str, float]:
         """Scores of ``fake`` against ``real`` (both images in [-1, 1])."""

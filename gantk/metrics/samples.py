@@ -78,4 +78,23 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
         real = plugin._eval_real
     fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
     save_grid(fake[:64], Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
-    return _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)(fake, real)
+    scores = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)
+    protocol = getattr(ctx, "protocol", None)
+    if protocol is not None:  # the card: what the scores below mean, stored beside them
+        data = plugin.cfg.data
+        protocol.update(scores.protocol(fake, real))
+        protocol.update(
+            reference=f"{data.name} ({data.split})", truncation=1.0 if "truncation" in plugin.sample_options else None
+        )
+        protocol.setdefault("gantk", gantk_version())
+    return scores(fake, real)
+
+
+def gantk_version() -> str:
+    """The installed gantk's version, for protocol cards (read from the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gantk")
+    except PackageNotFoundError:
+        return "unknown"

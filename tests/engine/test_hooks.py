@@ -59,3 +59,29 @@ def test_a_failing_hook_stops_the_run_with_its_step_saved(tmp_path):
     with pytest.raises(RunFailed, match="report server unreachable.*checkpoint .*step_00000002"):
         Trainer(plugin, tmp_path / "run", spec, hooks=[Broken(every=2)]).fit()
     assert [p.name for p in step_checkpoints(tmp_path / "run")] == ["step_00000002"]
+
+
+def test_every_score_carries_its_protocol_and_best_is_never_compared_across_protocols(tmp_path):
+    import json
+
+    data = write_image_folder(tmp_path / "images")
+    cache = str(tmp_path / "cache")
+
+    def plugin(steps: int, fid_samples: int):
+        eval_ = {"fid_samples": fid_samples, "fid_cache": cache}
+        return tiny_dcgan(data, train={"eval_every": 2, "max_steps": steps}, eval=eval_)[1]
+
+    run = tmp_path / "run"
+    Trainer(plugin(4, 8), run).fit()
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval_protocol" in r]
+    card = evals[-1]["eval_protocol"]
+    assert card["generated"] == 8 and card["real"] == 8 and card["generator"] == "raw" and card["seed"] == 0
+    assert card["features"].startswith("pixels") and len(card["real_sha256"]) == 64 and card["gantk"]
+    assert card["reference"] == f"{data} (train)"
+    best = json.loads((run / "checkpoints" / "best" / "config.json").read_text())
+    assert best["eval_protocol"]["generated"] == 8
+    # resumed with another sample count: its scores cannot be compared with the best's, and it says why
+    with pytest.raises(RunFailed, match=r"measured differently \(generated: 8 != 12; real: 8 != 12"):
+        Trainer(plugin(6, 12), run, resume=True).fit()
+    Trainer(plugin(6, 8), run, resume=True).fit()  # the same protocol: compared and kept as before
+    assert json.loads((run / "checkpoints" / "best" / "config.json").read_text())["eval_protocol"] == card

@@ -58,6 +58,11 @@ def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights
     metrics = samples.sample_metrics(plugin, G, ctx)
     assert set(metrics) == {"fid", "kid", "precision", "recall", "kid_pixels"} == set(plugin.metric_names())
     assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
+    from gantk.io.checkpoint import sha256
+
+    card = ctx.protocol  # how these scores were made
+    assert card["weights_sha256"] == sha256(fid_weights) and card["resize"].startswith("torch-fidelity")
+    assert card["generated"] == 8 and card["real"] == 8 and card["precision_recall_k"] == 3
     assert metrics["fid"] > 0 and plugin.best_metric == "fid"
     assert len(list((tmp_path / "c").glob("inception-*.safetensors"))) == 1
 

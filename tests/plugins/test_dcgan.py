@@ -102,3 +102,4 @@ def test_training_evaluates_keeps_the_best_and_gantk_eval_scores_it_again(image_
     assert main(["eval", str(run), "--device", "cpu", "--set", f"eval.fid_cache={cache}", "-o", str(out)]) == 0
     scored = json.loads((out / "metrics.json").read_text())
     assert scored["step"] == 6 and scored["kid_pixels"] == pytest.approx(evals[-1]["eval/kid_pixels"], rel=1e-6)
+    assert scored["protocol"] == evals[-1]["eval_protocol"]  # the same card as training's last evaluation
