@@ -18,3 +18,11 @@ def fid_weights(tmp_path_factory) -> Path:
     from tests.helpers.fid import fid_inception_file
 
     return fid_inception_file(tmp_path_factory.mktemp("fid") / "pt_inception-random.safetensors")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Caches that default to ~/.cache (the FID reference features) go to a folder of this session."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

@@ -47,7 +47,7 @@ def distribution_scores(fake: Tensor, real: Tensor, weights: str, device: torch.
         warnings.warn(NO_WEIGHTS, stacklevel=2)
         return {}
     space = _feature_space(weights, str(device))
-    d = distances(space.features(real, what="target"), space.features(fake, what="translated"))
+    d = distances(space.reference(real), space.features(fake, what="translated"))  # targets: cached
     return {"fid": d["fid"], "kid": d["kid"]}
 
 
