@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from gantk.config import EvalConfig
 from gantk.errors import PluginError
 from gantk.io.images import from_uint8, save_grid
-from gantk.metrics.fid import DistributionScores
+from gantk.metrics.fid import DistributionScores, distances
 from gantk.plugin import generate_in_chunks
 
 NO_WEIGHTS = (
@@ -98,3 +98,33 @@ def gantk_version() -> str:
         return version("gantk")
     except PackageNotFoundError:
         return "unknown"
+
+
+def intra_class_fid(plugin, images: Tensor, per_class: int, ctx) -> dict[str, float]:
+    """Intra-class FID (Miyato & Koyama 2018) of a class-conditional plugin's samples: the FID of each
+    class's samples against that class's real images (as many, drawn with ``eval.seed``), averaged over
+    the classes, and the worst class. ``images`` holds ``per_class`` samples of class 0, then of class 1,
+    and so on (:func:`gantk.sampling.sample_per_class`). Needs ``eval.fid_weights``: empty without."""
+    cfg = plugin.cfg.eval
+    if not cfg.fid_weights:
+        return {}
+    dataset = plugin.build_dataset(plugin.cfg.data.split)
+    tensors = getattr(dataset, "tensors", None)
+    labels = tensors["label"] if tensors else torch.stack([dataset[i]["label"] for i in range(len(dataset))])
+    scores = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)
+    space = scores.inception
+    g = torch.Generator().manual_seed(cfg.seed)
+    fids = []
+    for k, name in enumerate(plugin.class_names()):
+        where = (labels == k).nonzero().flatten()
+        pick = where[torch.randperm(len(where), generator=g)[:per_class]].sort().values
+        if len(pick) < 2:
+            raise PluginError(f"intra-class FID: class {name!r} has {len(pick)} real images in the data; it needs 2.")
+        real = torch.stack([dataset[int(i)]["image"] for i in pick])
+        real = from_uint8(real) if real.dtype == torch.uint8 else real.float()
+        fake = images[k * per_class : (k + 1) * per_class]
+        fids.append(distances(space.reference(real), space.features(fake, what=f"class {name}"), cfg.seed)["fid"])
+    protocol = getattr(ctx, "protocol", None)
+    if protocol is not None:
+        protocol["intra_fid_images_per_class"] = per_class
+    return {"intra_fid": sum(fids) / len(fids), "intra_fid_max": max(fids)}

@@ -175,7 +175,8 @@ class CGAN(GanPlugin):
     def metric_names(self) -> tuple[str, ...]:
         names = self.cfg.model.class_names
         accuracy = ("accuracy", "accuracy_min", *(f"accuracy/{n}" for n in names))
-        return (*accuracy, *samples.metric_names(self.cfg.eval)) if names else ()
+        intra = ("intra_fid", "intra_fid_max") if self.cfg.eval.fid_weights else ()
+        return (*accuracy, *intra, *samples.metric_names(self.cfg.eval)) if names else ()
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         judge = self.judge(ctx.out_dir.parent, ctx.device)
@@ -189,4 +190,5 @@ class CGAN(GanPlugin):
         save_grid(shown, ctx.out_dir / f"step_{ctx.step:08d}.png", nrow=min(m, 10))
         metrics = {"accuracy": overall, "accuracy_min": min(per_class)}
         metrics.update({f"accuracy/{name}": acc for name, acc in zip(names, per_class, strict=True)})
+        metrics |= samples.intra_class_fid(self, images, m, ctx)  # with eval.fid_weights: per class, averaged
         return metrics | samples.sample_metrics(self, nets["G"], ctx)  # FID/KID over the classes in turn

@@ -223,3 +223,26 @@ def test_eval_command_scores_a_checkpoint_with_a_given_judge(run, tmp_path):
     assert result.returncode == 2 and "eval.classifier /nowhere does not exist" in result.stderr
     result = _gantk("eval", str(run), "--set", f"eval.classifier={tmp_path}", "-o", str(out))
     assert result.returncode == 2 and f"eval.classifier {tmp_path} is not a classifier folder" in result.stderr
+
+
+def test_intra_class_fid_compares_each_class_with_its_own_real_images(tmp_path, fid_weights):
+    from gantk.metrics import samples
+
+    root = write_grey_levels(tmp_path / "levels", per_class=16)
+    plugin = _plugin(classes=())
+    plugin.cfg.data.name = str(root)
+    plugin.cfg.eval.fid_weights = str(fid_weights)
+    plugin.cfg.eval.fid_cache = str(tmp_path / "cache")
+    names = list(plugin.build_dataset().class_names)
+    resolve_run(plugin)
+    ctx = EvalContext(torch.device("cpu"), 0, tmp_path / "eval")
+    good = sample_per_class(plugin, _Painter(names), 8, seed=0)
+    ignores = sample_per_class(plugin, _Painter(names, fixed=names.index("mid")), 8, seed=0)
+    follows = samples.intra_class_fid(plugin, good, 8, ctx)
+    wrong = samples.intra_class_fid(plugin, ignores, 8, ctx)
+    assert set(follows) == {"intra_fid", "intra_fid_max"} and ctx.protocol["intra_fid_images_per_class"] == 8
+    assert follows["intra_fid_max"] >= follows["intra_fid"] > 0
+    assert wrong["intra_fid"] > follows["intra_fid"]  # dark and light samples of the wrong grey score worse
+    assert "intra_fid" in plugin.metric_names()
+    bare = _plugin()  # no eval.fid_weights: no intra-class FID, and none announced
+    assert samples.intra_class_fid(bare, good, 8, ctx) == {} and "intra_fid" not in bare.metric_names()
