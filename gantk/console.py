@@ -71,7 +71,7 @@ def progress(description: str, total: int, unit: str = "images") -> Iterator[Cal
             if own:
                 display.stop()
     else:
-        console.print(f"{description}: {total} {unit}", highlight=False)
+        console.print(f"{description}: {total} {unit}", highlight=False, soft_wrap=True)
         last = start
 
         def advance(n: int) -> None:
@@ -84,6 +84,7 @@ def progress(description: str, total: int, unit: str = "images") -> Iterator[Cal
                 console.print(
                     f"{description}: {done}/{total} {unit}, {rate:.1f} {unit}/s, ETA {format_seconds((total - done) / rate)}",
                     highlight=False,
+                    soft_wrap=True,
                 )
 
         yield advance
@@ -91,4 +92,5 @@ def progress(description: str, total: int, unit: str = "images") -> Iterator[Cal
     console.print(
         f"{description}: {done} {unit} in {format_seconds(seconds)} ({done / max(seconds, 1e-9):.1f} {unit}/s)",
         highlight=False,
+        soft_wrap=True,
     )
