@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
@@ -31,6 +39,20 @@ def format_seconds(seconds: float) -> str:
     return f"{h:d}:{m:02d}:{s:02d}"
 
 
+def bar_columns() -> tuple[ProgressColumn, ...]:
+    """The columns of every progress bar: description, bar, count, rate, elapsed time, ETA (training adds
+    its losses after them); each task carries a ``rate`` field."""
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+
+
 def set_live(display: Progress | None) -> None:
     """Register (or with None, unregister) the live display that passes should join."""
     global _live
@@ -43,16 +65,7 @@ def progress(description: str, total: int, unit: str = "images") -> Iterator[Cal
     start = time.perf_counter()
     done = 0
     if console.is_terminal:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        display = _live if _live is not None else Progress(*columns, console=console, transient=True)
+        display = _live if _live is not None else Progress(*bar_columns(), console=console, transient=True)
         own = display is not _live
         if own:
             display.start()

@@ -12,16 +12,9 @@ import time
 import warnings
 from pathlib import Path
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TextColumn
 
-from gantk.console import console, format_seconds, set_live
+from gantk.console import bar_columns, console, format_seconds, set_live
 
 __all__ = ["RunLogger", "console", "format_seconds"]
 
@@ -60,13 +53,7 @@ class RunLogger:
                 )
         if console.is_terminal:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                *bar_columns(),
                 TextColumn("{task.fields[losses]}"),
                 console=console,
                 transient=False,
