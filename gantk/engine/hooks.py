@@ -93,8 +93,11 @@ class Evaluate(Hook):
                 f"best metric '{name}' is not among the evaluation metrics {sorted(metrics)}; set train.best_metric."
             )
         value, best = float(metrics[name]), trainer.best_value
-        differs = protocol_differences(trainer.best_protocol, protocol) if best is not None else []
-        if differs and trainer.best_protocol:
+        # a best from before protocol cards has none, and is compared as before
+        differs = (
+            protocol_differences(trainer.best_protocol, protocol) if best is not None and trainer.best_protocol else []
+        )
+        if differs:
             raise ConfigError(
                 f"eval at step {trainer.step}: {name} {value:.4g} cannot be compared with checkpoints/best's "
                 f"{best:.4g}: they were measured differently ({'; '.join(differs)}). Evaluate as the best was "

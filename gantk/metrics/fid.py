@@ -140,7 +140,7 @@ class FeatureSpace:
         """N x D float64 features (on the CPU) of images in [-1, 1]. The Inception passes show their
         progress (``what`` images, with the rate and an ETA): on a CPU thousands of them take minutes."""
         out = []
-        shown = progress(f"Inception features of {what} images", len(images)) if self.name != "pixels16" else None
+        shown = progress(f"Inception features of {what} images", len(images)) if self.weights_sha256 else None
         with shown or contextlib.nullcontext() as advance:
             for start in range(0, len(images), batch):
                 x = uint8_rgb(images[start : start + batch]).to(self.device)
