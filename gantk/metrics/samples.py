@@ -50,7 +50,12 @@ def real_images(dataset: torch.utils.data.Dataset, n: int, seed: int, key: str =
     """``n`` real images in [-1, 1] (all when there are fewer), a fixed random subset for ``seed``."""
     count = len(dataset)  # type: ignore[arg-type]
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[: min(n, count)]
-    images = torch.stack([dataset[int(i)][key] for i in order.sort().values])
+    return images_at(dataset, order.sort().values, key)
+
+
+def images_at(dataset: torch.utils.data.Dataset, indices: Tensor, key: str = "image") -> Tensor:
+    """The dataset's images at ``indices``, as floats in [-1, 1]."""
+    images = torch.stack([dataset[int(i)][key] for i in indices])
     return from_uint8(images) if images.dtype == torch.uint8 else images.float()
 
 
@@ -108,23 +113,30 @@ def intra_class_fid(plugin, images: Tensor, per_class: int, ctx) -> dict[str, fl
     cfg = plugin.cfg.eval
     if not cfg.fid_weights:
         return {}
-    dataset = plugin.build_dataset(plugin.cfg.data.split)
-    tensors = getattr(dataset, "tensors", None)
-    labels = tensors["label"] if tensors else torch.stack([dataset[i]["label"] for i in range(len(dataset))])
-    scores = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)
-    space = scores.inception
-    g = torch.Generator().manual_seed(cfg.seed)
+    if getattr(plugin, "_intra_real", None) is None:  # read once per plugin instance (a run), like _eval_real
+        plugin._intra_real = _real_per_class(plugin, per_class, cfg.seed)
+    space = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed).inception
     fids = []
-    for k, name in enumerate(plugin.class_names()):
-        where = (labels == k).nonzero().flatten()
-        pick = where[torch.randperm(len(where), generator=g)[:per_class]].sort().values
-        if len(pick) < 2:
-            raise PluginError(f"intra-class FID: class {name!r} has {len(pick)} real images in the data; it needs 2.")
-        real = torch.stack([dataset[int(i)]["image"] for i in pick])
-        real = from_uint8(real) if real.dtype == torch.uint8 else real.float()
+    for k, (name, real) in enumerate(zip(plugin.class_names(), plugin._intra_real, strict=True)):
         fake = images[k * per_class : (k + 1) * per_class]
         fids.append(distances(space.reference(real), space.features(fake, what=f"class {name}"), cfg.seed)["fid"])
     protocol = getattr(ctx, "protocol", None)
     if protocol is not None:
         protocol["intra_fid_images_per_class"] = per_class
     return {"intra_fid": sum(fids) / len(fids), "intra_fid_max": max(fids)}
+
+
+def _real_per_class(plugin, per_class: int, seed: int) -> list[Tensor]:
+    """``per_class`` real images of each class (all when it has fewer), a fixed random subset for ``seed``."""
+    dataset = plugin.build_dataset(plugin.cfg.data.split)
+    tensors = getattr(dataset, "tensors", None)
+    labels = tensors["label"] if tensors else torch.stack([dataset[i]["label"] for i in range(len(dataset))])
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k, name in enumerate(plugin.class_names()):
+        where = (labels == k).nonzero().flatten()
+        pick = where[torch.randperm(len(where), generator=g)[:per_class]].sort().values
+        if len(pick) < 2:
+            raise PluginError(f"intra-class FID: class {name!r} has {len(pick)} real images in the data; it needs 2.")
+        out.append(images_at(dataset, pick))
+    return out
