@@ -228,6 +228,11 @@ class MappingNetwork(nn.Module):
         return self.w_avg.to(w.dtype).lerp(w, psi)
 
 
+def style_count(resolution: int) -> int:
+    """How many ws the generator at ``resolution`` reads (``Generator.num_ws``): 2 log2(resolution) - 2."""
+    return 2 * int(math.log2(resolution)) - 2
+
+
 def first_style_at(resolution: int) -> int:
     """The index of the first of the ws that the synthesis block at ``resolution`` reads (it shares it with
     the previous block's ToRGB): the layer where "the styles from 16x16 on" begin, say."""

@@ -39,7 +39,7 @@ from gantk.config import Count, NonNegative, PositiveInt, Range, Unit, Width
 from gantk.errors import ConfigError, GantkError
 from gantk.metrics import samples
 
-from .networks import Discriminator, Generator, first_style_at
+from .networks import Discriminator, Generator, first_style_at, style_count
 
 
 @dataclass
@@ -193,8 +193,8 @@ class StyleGAN2(GanPlugin):
 
     @property
     def num_ws(self) -> int:
-        """How many styles the generator reads: 2 log2(resolution) - 2."""
-        return 2 * int(np.log2(self.cfg.data.image_size)) - 2
+        """How many styles the generator reads (without building it)."""
+        return style_count(self.cfg.data.image_size)
 
     def interpolate(self, a: dict[str, Tensor], b: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         """A straight line from ``a``'s w to ``b``'s (both truncated by ``a``'s psi), every layer alike."""

@@ -19,6 +19,7 @@ from gantk.plugins.stylegan2.networks import (
     fir_kernel,
     first_style_at,
     modulated_conv2d,
+    style_count,
     upsample2d,
 )
 from gantk.plugins.stylegan2.plugin import r1_gamma_rule
@@ -105,7 +106,7 @@ def test_minibatch_std_appends_the_group_standard_deviation():
 
 def test_generator_and_discriminator_follow_the_resolution():
     G = Generator(16, 16, 32, 3, channel_base=256, channel_max=32, mapping_layers=2)
-    assert G.num_ws == 2 * 5 - 2  # 2 log2(res) - 2
+    assert G.num_ws == 2 * 5 - 2 == style_count(32)  # 2 log2(res) - 2
     assert [b.conv1.weight.shape[0] for b in G.blocks] == [32, 32, 16, 8]  # min(256 / res, 32)
     img = G(torch.randn(2, 16))
     assert img.shape == (2, 3, 32, 32)
