@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from gantk import __version__
 from gantk.errors import GantkError, TrainingStopped
 
 
@@ -736,7 +737,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     step = int(ckpt.read_meta(folder).get("step") or 0)
     ctx = EvalContext(device, step, out / "eval")
     used = ckpt.generator_weights(folder, plugin.generator, use_ema=not args.no_ema)
-    ctx.protocol["generator"] = "ema" if used.name.endswith("_ema.safetensors") else "raw"
+    ctx.protocol.update(generator="ema" if used.name.endswith("_ema.safetensors") else "raw", gantk=__version__)
     with torch.no_grad():
         metrics = plugin.evaluate(nets, ctx)
     if not metrics:
@@ -745,14 +746,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     record = {"checkpoint": str(args.checkpoint), "step": step, **metrics, "protocol": ctx.protocol}
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     console.print(metrics_table(metrics, f"{plugin.name} at step {step}"))
-    if len(ctx.protocol) > 1:  # more than the generator: the metric functions described how they scored
+    if set(ctx.protocol) - {"generator", "gantk"}:  # the metric functions described how they scored
         console.print(
-            "protocol: " + "; ".join(f"{k} {v}" for k, v in ctx.protocol.items() if v not in (None, "")),
+            "protocol: " + "; ".join(f"{k} {v}" for k, v in _flat(ctx.protocol).items() if v not in (None, "")),
             highlight=False,
             soft_wrap=True,
         )
     console.print(f"wrote {out / 'metrics.json'}", highlight=False)
     return 0
+
+
+def _flat(card: dict, prefix: str = "") -> dict:
+    """A protocol card with its per-direction (or per-set) parts as ``part.key`` entries, for printing."""
+    out = {}
+    for k, v in card.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
 
 
 def metrics_table(metrics: dict[str, float], title: str):
@@ -904,8 +913,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
-        from gantk import __version__
-
         print(f"gantk {__version__}")
         return 0
     if not args.command:

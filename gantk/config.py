@@ -217,6 +217,9 @@ class EvalConfig:
     fid_samples: Annotated[int, Range(4, 1_000_000)] = 5000
     fid_cache: PathStr = ""  # folder of cached reference features; empty: ~/.cache/gantk/fid
     seed: Seed = 0  # the noise of every evaluation, and KID's subsets: evaluations differ only by the weights
+    # also the Inception Score of the samples (10 splits): needs weights whose logits layer is trained (torch-
+    # fidelity's file has it; a copy with fc.weight all zeros is refused); not comparable across datasets
+    inception_score: bool = False
 
 
 def _default_optim() -> dict[str, OptimConfig]:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from gantk import __version__
 from gantk.config import Config
 from gantk.engine import distributed
 from gantk.engine.distributed import World
@@ -73,7 +74,7 @@ class Evaluate(Hook):
             for name in plugin.sampled_networks():  # the EMA copies, when on
                 nets[name] = trainer.sampling_generator(name)
             ctx = EvalContext(trainer.device, trainer.step, trainer.run / "eval")
-            ctx.protocol["generator"] = "ema" if plugin.generator in trainer.emas else "raw"
+            ctx.protocol.update(generator="ema" if plugin.generator in trainer.emas else "raw", gantk=__version__)
             with trainer.eval_mode():
                 return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}, ctx.protocol
 

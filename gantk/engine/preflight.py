@@ -45,6 +45,10 @@ def check_config(plugin: GanPlugin) -> None:
             f"config key 'eval.fid_weights' names {weights}, which is not a file; point it at the FID Inception "
             "weights (weights-inception-2015-12-05-6726825d.pth, see docs/metrics.md) or leave it empty for kid_pixels."
         )
+    if isinstance(evaluation, EvalConfig) and evaluation.inception_score and cfg.train.eval_every:
+        from gantk.metrics.fid import check_inception_score  # refused now, not hours in at the first evaluation
+
+        check_inception_score(evaluation.fid_weights, evaluation.fid_samples)
     best = cfg.train.best_metric
     reported = plugin.metric_names()
     if best and reported and best not in reported:

@@ -13,6 +13,11 @@ reference features are cached in ``eval.fid_cache`` (``~/.cache/gantk/fid`` by d
 of the network's weights and the exact bytes of the real images, so a changed dataset or network never
 reuses a stale cache, and every run and every evaluation on the same data reuses a valid one.
 
+The Inception Score (Salimans et al. 2016) needs the network's 1008-way logits layer. It is computed
+from the same pool features (logits = features x fc.weight, torch-fidelity's ``logits_unbiased``) only
+when ``eval.inception_score`` asks for it and the file's ``fc.weight`` is not all zeros: copies that
+stop at the pool features (as the offline one in ``../shared/weights``) are refused, never scored.
+
 Without weights, :func:`pixel_features` gives a weight-free stand-in (images shrunk to 16x16): KID on
 pixels catches gross failures (collapse, wrong contrast, blotches) but is no perceptual metric, and is
 reported under its own name (``kid_pixels``) so it is never mistaken for the real thing.
@@ -88,6 +93,58 @@ def load_fid_inception(path: str | Path) -> nn.Module:
         raise CheckpointError(f"{path} does not fit the FID Inception network: {str(exc)[:400]}") from None
 
 
+def no_logits_message(path: str | Path) -> str:
+    return (
+        f"config key 'eval.inception_score' is true, but the FID Inception weights {path} have no logits layer "
+        "(fc.weight is all zeros: a copy that stops at the 2048-d pool features). The Inception Score is a "
+        "function of those logits, so it cannot be computed from this file. Use torch-fidelity's "
+        f"{WEIGHTS_FILE} (it has the 1008-way logits; docs/metrics.md), or set eval.inception_score=false: "
+        "FID, KID, precision and recall need only the pool features and are still reported."
+    )
+
+
+NO_WEIGHTS_FOR_IS = (
+    "config key 'eval.inception_score' is true, but eval.fid_weights is empty: the Inception Score needs the FID "
+    "Inception network's weights with their logits layer (docs/metrics.md)."
+)
+
+
+def check_inception_score(weights: str | Path, samples: int) -> None:
+    """What ``eval.inception_score`` needs, checked from the config and the file before any work: weights
+    whose logits layer is not all zeros, and samples enough for the 10 splits."""
+    if not weights:
+        raise ConfigError(NO_WEIGHTS_FOR_IS)
+    if samples < 10:
+        raise ConfigError(
+            f"config key 'eval.inception_score' is true, but eval.fid_samples is {samples}: the score is averaged "
+            "over 10 splits of the samples, so it needs at least 10 (papers use 50,000)."
+        )
+    fc = read_state_dict(weights, "FID Inception weights", "eval.fid_weights").get("fc.weight")
+    if fc is None or not bool(fc.any()):
+        raise ConfigError(no_logits_message(weights))
+
+
+def inception_score(logits: Tensor, splits: int = 10, seed: int = 0) -> dict[str, float]:
+    """Inception Score of generated images from their logits (torchmetrics' estimator): exp of the mean KL
+    between p(y|x) and the split's marginal p(y), averaged over ``splits`` splits (the images shuffled with
+    ``seed`` first, so a score is reproducible), and its spread over the splits."""
+    from torchmetrics.image.inception import InceptionScore
+
+    if len(logits) < splits:
+        raise ConfigError(
+            f"the Inception Score over {splits} splits needs at least {splits} images, got {len(logits)}."
+        )
+    with warnings.catch_warnings():  # "will save all extracted features" (they are held anyway); one split's std
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=_Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
+        metric.update(logits.double())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mean, std = metric.compute()
+    std = std if splits > 1 else torch.zeros(())  # one split has no spread (torch would say nan)
+    return {"inception_score": float(mean), "inception_score_std": float(std)}
+
+
 class PixelFeatures(nn.Module):
     """The weight-free stand-in: uint8 images shrunk to 16x16 (area), flattened, in [0, 1]."""
 
@@ -125,6 +182,7 @@ class FeatureSpace:
         self, weights: str | Path = "", device: torch.device | str = "cpu", cache_dir: str | Path = ""
     ) -> None:
         self.device = torch.device(device)
+        self.weights = str(weights)
         self.weights_sha256 = sha256(Path(weights)) if weights else ""
         if weights:
             self.name = f"inception-{self.weights_sha256[:16]}"
@@ -148,6 +206,14 @@ class FeatureSpace:
                 if advance is not None:
                     advance(len(x))
         return torch.cat(out)
+
+    def logits(self, features: Tensor) -> Tensor:
+        """The 1008-way logits of pool ``features`` (torch-fidelity's ``logits_unbiased``: no bias), for the
+        Inception Score; refused when the weights' logits layer is all zeros."""
+        weight = self.net.fc.weight.detach().double().cpu() if self.weights_sha256 else None
+        if weight is None or not bool(weight.any()):
+            raise ConfigError(no_logits_message(self.weights))
+        return features.double() @ weight.T
 
     def reference(self, images: Tensor) -> Tensor:
         """Features of real images, from the cache when these exact images were seen with this network."""
@@ -265,34 +331,52 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk: int = 1024) 
     return {"precision": inside(fake, real, radii(real)), "recall": inside(real, fake, radii(fake))}
 
 
+def feature_protocol(space: FeatureSpace | None, fake: Tensor, real: Tensor) -> dict[str, object]:
+    """The part of a protocol card that says how two image sets were turned into features and compared:
+    shared by the samplers' scores and the translation plugins'. ``space`` None: pixels, no network."""
+    return {
+        "features": "FID Inception pool3, 2048-d" if space else "pixels 16x16 (no FID network)",
+        "weights_sha256": space.weights_sha256 if space else "",
+        "resize": RESIZE if space else "area to 16x16",
+        "generated": len(fake),
+        "real": len(real),
+        "real_sha256": images_sha256(real),
+        "kid_subsets": "100 of min(1000, n)",
+    }
+
+
 class DistributionScores:
     """FID/KID and precision/recall of generated images against a fixed real set, on the FID Inception
-    network's features, with the weight-free pixel KID always beside.
+    network's features, with the weight-free pixel KID always beside (and the Inception Score on request).
 
     Built once per run (the networks load once, the reference features are cached); ``__call__`` scores
     one set of generated images.
     """
 
     def __init__(
-        self, weights: str | Path, device: torch.device | str, cache_dir: str | Path = "", seed: int = 0
+        self,
+        weights: str | Path,
+        device: torch.device | str,
+        cache_dir: str | Path = "",
+        seed: int = 0,
+        inception_score: bool = False,
     ) -> None:
         self.seed = seed
         self.pixels = FeatureSpace("", device, cache_dir)
         self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
+        if inception_score and self.inception is None:
+            raise ConfigError(NO_WEIGHTS_FOR_IS)
+        if inception_score:  # refused now, from the weights, rather than after the samples are drawn
+            self.inception.logits(torch.zeros(1, FEATURES))
+        self.inception_score = inception_score
 
     def protocol(self, fake: Tensor, real: Tensor) -> dict[str, object]:
         """How :meth:`__call__` scores ``fake`` against ``real``: the part of the protocol card it owns."""
-        return {
-            "features": "FID Inception pool3, 2048-d" if self.inception else "pixels 16x16 (no FID network)",
-            "weights_sha256": self.inception.weights_sha256 if self.inception else "",
-            "resize": RESIZE if self.inception else "area to 16x16",
-            "generated": len(fake),
-            "real": len(real),
-            "real_sha256": images_sha256(real),
-            "kid_subsets": "100 of min(1000, n)",
-            "precision_recall_k": 3 if self.inception else None,
-            "seed": self.seed,
-        }
+        card = feature_protocol(self.inception, fake, real)
+        card.update(precision_recall_k=3 if self.inception else None, seed=self.seed)
+        if self.inception_score:
+            card["inception_score_splits"] = 10
+        return card
 
     def __call__(self, fake: Tensor, real: Tensor) -> dict[str, float]:
         """Scores of ``fake`` against ``real`` (both images in [-1, 1])."""
@@ -301,4 +385,6 @@ class DistributionScores:
             real_f, fake_f = self.inception.reference(real), self.inception.features(fake)
             d = distances(real_f, fake_f, self.seed)
             out.update(fid=d["fid"], kid=d["kid"], **precision_recall(real_f, fake_f))
+            if self.inception_score:
+                out.update(inception_score(self.inception.logits(fake_f), seed=self.seed))
         return out

@@ -30,7 +30,10 @@ NO_WEIGHTS = (
 
 
 def metric_names(cfg: EvalConfig) -> tuple[str, ...]:
-    return ("fid", "kid", "precision", "recall", "kid_pixels") if cfg.fid_weights else ("kid_pixels",)
+    if not cfg.fid_weights:
+        return ("kid_pixels",)
+    score = ("inception_score", "inception_score_std") if cfg.inception_score else ()
+    return ("fid", "kid", "precision", "recall", *score, "kid_pixels")
 
 
 def best_metric(cfg: EvalConfig) -> str:
@@ -38,12 +41,16 @@ def best_metric(cfg: EvalConfig) -> str:
     return "fid" if cfg.fid_weights else "kid_pixels"
 
 
+def _scores(cfg: EvalConfig, device: torch.device) -> DistributionScores:
+    return _scores_for(cfg.fid_weights, str(device), cfg.fid_cache, cfg.seed, cfg.inception_score)
+
+
 @functools.lru_cache(maxsize=2)
-def _scores(weights: str, device: str, cache: str, seed: int) -> DistributionScores:
+def _scores_for(weights: str, device: str, cache: str, seed: int, inception_score: bool) -> DistributionScores:
     """One per run and device: the Inception network loads once, not at every evaluation."""
     if not weights:
-        warnings.warn(NO_WEIGHTS, stacklevel=4)
-    return DistributionScores(weights, device, cache, seed)
+        warnings.warn(NO_WEIGHTS, stacklevel=5)
+    return DistributionScores(weights, device, cache, seed, inception_score)
 
 
 def real_images(dataset: torch.utils.data.Dataset, n: int, seed: int, key: str = "image") -> Tensor:
@@ -81,9 +88,9 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
         if getattr(plugin, "_eval_real", None) is None:
             plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)
         real = plugin._eval_real
+    scores = _scores(cfg, ctx.device)  # weights that cannot give what is asked are refused before sampling
     fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
     save_grid(fake[:64], Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
-    scores = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed)
     protocol = getattr(ctx, "protocol", None)
     if protocol is not None:  # the card: what the scores below mean, stored beside them
         data = plugin.cfg.data
@@ -91,18 +98,7 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
         protocol.update(
             reference=f"{data.name} ({data.split})", truncation=1.0 if "truncation" in plugin.sample_options else None
         )
-        protocol.setdefault("gantk", gantk_version())
     return scores(fake, real)
-
-
-def gantk_version() -> str:
-    """The installed gantk's version, for protocol cards (read from the package metadata)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gantk")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def intra_class_fid(plugin, images: Tensor, per_class: int, ctx) -> dict[str, float]:
@@ -115,7 +111,7 @@ def intra_class_fid(plugin, images: Tensor, per_class: int, ctx) -> dict[str, fl
         return {}
     if getattr(plugin, "_intra_real", None) is None:  # read once per plugin instance (a run), like _eval_real
         plugin._intra_real = _real_per_class(plugin, per_class, cfg.seed)
-    space = _scores(cfg.fid_weights, str(ctx.device), cfg.fid_cache, cfg.seed).inception
+    space = _scores(cfg, ctx.device).inception
     fids = []
     for k, (name, real) in enumerate(zip(plugin.class_names(), plugin._intra_real, strict=True)):
         fake = images[k * per_class : (k + 1) * per_class]

@@ -303,14 +303,11 @@ class CycleGAN(GanPlugin):
             inputs, targets = from_uint8(held[src]), from_uint8(held[dst])
             out = translate_all(nets[DIRECTIONS[direction]], inputs, ctx.device)
             outputs[direction] = out
+            card = ctx.protocol.setdefault(direction, {"reference": f"held-out {dst} images"})
             if bool(held["paired"]):
-                metrics.update({f"{direction}/{k}": v for k, v in pair_scores(out, targets).items()})
-            metrics.update(
-                {
-                    f"{direction}/{k}": v
-                    for k, v in distribution_scores(out, targets, self.cfg.eval.fid_weights, ctx.device).items()
-                }
-            )
+                metrics.update({f"{direction}/{k}": v for k, v in pair_scores(out, targets, card).items()})
+            scores = distribution_scores(out, targets, self.cfg.eval.fid_weights, ctx.device, card)
+            metrics.update({f"{direction}/{k}": v for k, v in scores.items()})
         if len(outputs) == 2:
             self._cycle_grid(nets, held, outputs, ctx)
         return metrics

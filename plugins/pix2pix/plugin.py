@@ -290,8 +290,14 @@ class Pix2Pix(GanPlugin):
             for start in range(0, len(inputs), 8):
                 outputs.append(G(inputs[start : start + 8].to(ctx.device)).float().cpu())
         out = torch.cat(outputs)
-        metrics = pair_scores(out, targets)
-        metrics.update(distribution_scores(out, targets, self.cfg.eval.fid_weights, ctx.device))
+        data = self.cfg.data
+        ctx.protocol.update(
+            reference=f"{data.name}: the last {data.holdout} pairs (held out, never trained on)",
+            direction=data.direction,
+            test_mode=self.cfg.eval.test_mode,
+        )
+        metrics = pair_scores(out, targets, ctx.protocol)
+        metrics.update(distribution_scores(out, targets, self.cfg.eval.fid_weights, ctx.device, ctx.protocol))
         write_report(ctx, inputs, out, targets, metrics)
         return metrics
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from gantk.engine import Trainer
 from gantk.engine.run_folder import RunFolder
@@ -211,3 +212,17 @@ def test_an_image_size_the_architecture_cannot_take_is_refused_before_the_data_i
     plugin.cfg.data.image_size = 20  # DCGAN takes powers of two
     with pytest.raises(ConfigError, match=r"power of two >= 16, got 20"):  # not the missing data: checked first
         Trainer(plugin, tmp_path / "run").fit()
+
+
+def test_an_inception_score_the_weights_cannot_give_is_refused_before_training(tmp_path, image_folder):
+    from safetensors.torch import save_file
+
+    from tests.helpers import tiny_dcgan
+
+    pool_only = tmp_path / "pool-only.safetensors"
+    save_file({"fc.weight": torch.zeros(1008, 2048)}, str(pool_only))
+    eval_ = {"fid_weights": str(pool_only), "inception_score": True, "fid_samples": 16}
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 3}, eval=eval_)
+    with pytest.raises(ConfigError, match=r"pool-only.safetensors have no logits layer"):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()

@@ -93,3 +93,58 @@ def test_precision_and_recall_count_the_points_inside_each_others_k_nearest_neig
     assert pr["recall"] == 1.0  # every real point lies inside 0.5's ball of radius 30.5
     with pytest.raises(ConfigError, match="k=3 need more than 3 images"):
         precision_recall(line[:3], fakes)
+
+
+def test_inception_score_is_the_number_of_equally_likely_confident_classes():
+    """exp(E KL(p(y|x) || p(y))): confident logits spread evenly over K classes score ~K; one class scores 1."""
+    labels = torch.arange(2000) % 8
+    confident = torch.nn.functional.one_hot(labels, 1008).double() * 60
+    assert fid.inception_score(confident, splits=1)["inception_score"] == pytest.approx(8.0, rel=1e-9)
+    spread = fid.inception_score(confident, seed=0)  # 10 shuffled splits of 200: class counts vary a little
+    assert spread["inception_score"] == pytest.approx(8.0, rel=0.04) and 0 < spread["inception_score_std"] < 0.2
+    assert fid.inception_score(confident[labels == 3])["inception_score"] == pytest.approx(1.0, abs=1e-6)
+    noisy = confident + torch.randn(2000, 1008, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 5
+    assert fid.inception_score(noisy, seed=4) == fid.inception_score(noisy, seed=4)  # the split shuffle is seeded
+    with pytest.raises(ConfigError, match="at least 10 images"):
+        fid.inception_score(confident[:9])
+
+
+def test_logits_are_torch_fidelitys_unbiased_logits_of_the_same_network(fid_weights):
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    space = FeatureSpace(fid_weights, "cpu")
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    theirs = NoTrainInceptionV3(
+        "inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=str(fid_weights)
+    )
+    with torch.no_grad():
+        expected = theirs(fid.uint8_rgb(images)).double()
+    assert torch.allclose(space.logits(space.features(images)), expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+@pytest.fixture(scope="module")
+def weights_without_logits(fid_weights, tmp_path_factory):
+    """The test weights with fc zeroed: what a copy that stops at the pool features looks like."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(fid_weights))
+    state["fc.weight"].zero_()
+    state["fc.bias"].zero_()
+    path = tmp_path_factory.mktemp("nologits") / "pool-only.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+def test_the_inception_score_is_refused_for_weights_without_logits(weights_without_logits, fid_weights, tmp_path):
+    with pytest.raises(ConfigError, match=r"'eval.inception_score'.*pool-only.safetensors have no logits layer"):
+        fid.check_inception_score(weights_without_logits, 1000)
+    with pytest.raises(ConfigError, match=r"pool-only.safetensors have no logits layer.*inception_score=false"):
+        fid.DistributionScores(weights_without_logits, "cpu", tmp_path, inception_score=True)
+    with pytest.raises(ConfigError, match="eval.fid_weights is empty"):
+        fid.check_inception_score("", 1000)
+    with pytest.raises(ConfigError, match="eval.fid_samples is 9.*at least 10"):
+        fid.check_inception_score(fid_weights, 9)
+    fid.check_inception_score(fid_weights, 10)  # trained-looking logits and enough samples: accepted
+    plain = fid.DistributionScores(weights_without_logits, "cpu", tmp_path)  # FID needs no logits: still fine
+    real, fake = torch.rand(6, 3, 32, 32) * 2 - 1, torch.rand(6, 3, 32, 32) - 1
+    assert "inception_score" not in plain(fake, real) and "inception_score_splits" not in plain.protocol(fake, real)

@@ -75,3 +75,13 @@ def test_a_plugin_whose_eval_section_is_not_an_eval_config_gets_a_clear_error(im
     plugin = SimpleNamespace(cfg=SimpleNamespace(plugin="mine", eval=SimpleNamespace(tile=3)))
     with pytest.raises(PluginError, match="does not subclass gantk.EvalConfig"):
         samples.sample_metrics(plugin, None, EvalContext(torch.device("cpu"), 0, tmp_path))
+
+
+def test_the_inception_score_is_reported_when_asked_for(image_folder, tmp_path, fid_weights):
+    plugin = _plugin(
+        image_folder, fid_samples=20, fid_weights=str(fid_weights), fid_cache=str(tmp_path / "c"), inception_score=True
+    )
+    ctx = EvalContext(torch.device("cpu"), 0, tmp_path / "eval")
+    metrics = samples.sample_metrics(plugin, plugin.build_networks()["G"].eval(), ctx)
+    assert set(metrics) == set(plugin.metric_names()) >= {"inception_score", "inception_score_std", "fid"}
+    assert 1.0 <= metrics["inception_score"] <= 1008 and ctx.protocol["inception_score_splits"] == 10

@@ -100,6 +100,9 @@ def test_a_paired_set_is_two_domains_with_its_last_pairs_held_out(tmp_path):
     evals = next(r for r in rows if "eval/BtoA/l1" in r)
     assert {"eval/AtoB/l1", "eval/AtoB/psnr", "eval/BtoA/ssim"} <= set(evals)
     assert (tmp_path / "run" / "eval" / "cycles_00000002.png").is_file()
+    card = evals["eval_protocol"]  # one part per direction: its reference images and how they were compared
+    assert card["AtoB"]["reference"] == "held-out B images" and card["BtoA"]["pairs"] == 2
+    assert card["AtoB"]["real_sha256"] != card["BtoA"]["real_sha256"] and card["gantk"]
 
 
 def test_the_paper_schedule_and_blocks_come_from_the_data(tmp_path):

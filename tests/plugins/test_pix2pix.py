@@ -207,6 +207,15 @@ def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn, fid
         metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
     assert "fid" not in metrics and any("FID and KID skipped" in str(w.message) for w in recwarn)
     plugin.cfg.eval.fid_weights = str(fid_weights)
+    ctx = EvalContext(torch.device("cpu"), 0, tmp_path / "eval")
     with torch.no_grad():
-        metrics = plugin.evaluate({"G": G}, EvalContext(torch.device("cpu"), 0, tmp_path / "eval"))
+        metrics = plugin.evaluate({"G": G}, ctx)
     assert metrics["fid"] > 0 and "kid" in metrics and set(plugin.metric_names()) == set(metrics)
+    from gantk.io.checkpoint import sha256
+    from gantk.metrics.fid import images_sha256
+
+    card = ctx.protocol  # the held-out pairs and the network that scored them
+    targets = plugin._inputs_targets(plugin._holdout_pairs())[1]
+    assert card["reference"].endswith("the last 4 pairs (held out, never trained on)") and card["direction"] == "BtoA"
+    assert card["pairs"] == card["real"] == card["generated"] == 4 and card["real_sha256"] == images_sha256(targets)
+    assert card["weights_sha256"] == sha256(fid_weights) and card["test_mode"] == "eval"
