@@ -15,6 +15,7 @@ positions only (kornia, ``padding="valid"``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -66,3 +67,24 @@ def mean_db(values: Tensor) -> float:
     """Mean PSNR over images, ignoring identical pairs (inf) the way a table would print them."""
     finite = values[torch.isfinite(values)]
     return float(finite.mean()) if len(finite) else math.inf
+
+
+def protocol(scale: int) -> dict[str, str]:
+    """The protocol card of :func:`psnr` / :func:`ssim` as the SR plugins report them."""
+    return {
+        "y": "PSNR/SSIM on BT.601 studio-swing Y (MATLAB rgb2ycbcr), 4-pixel border crop",
+        "rgb": f"PSNR/SSIM on RGB, {scale}-pixel border crop (border = scale)",
+        "quantised": "8-bit, as saved files",
+        "ssim": "11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid positions (kornia)",
+        "lr": f"the benchmark's own LR_bicubic/X{scale} files",
+    }
+
+
+def pairs_sha256(pairs: list[tuple[Tensor, Tensor]]) -> str:
+    """SHA-256 of a benchmark's (HR, LR) uint8 images in order: the reference set's identity."""
+    digest = hashlib.sha256()
+    for hr, lr in pairs:
+        for image in (hr, lr):
+            digest.update(str(tuple(image.shape)).encode())
+            digest.update(image.contiguous().numpy().tobytes())
+    return digest.hexdigest()

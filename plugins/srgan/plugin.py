@@ -36,6 +36,7 @@ from gantk.errors import ConfigError, DataError
 from gantk.io.images import from_uint8, save_grid
 from gantk.losses import VGGContentLoss, load_vgg19_features
 from gantk.metrics import sr as srm
+from gantk.metrics.lpips import lpips, lpips_model
 from gantk.tiling import Progress, tiled_apply
 
 from .networks import SRDiscriminator, SRResNet
@@ -81,6 +82,10 @@ class SRPhases:
 class SREval:
     benchmarks: list[str] = field(default_factory=lambda: ["Set5", "Set14"])  # under data.name, or paths
     tile: Annotated[int, Range(1, 8192)] = 128  # LR tile side for whole-image inference (evaluation, gantk upscale)
+    # LPIPS beside PSNR/SSIM (gantk.metrics.lpips): torchvision's ImageNet file of lpips_net's backbone
+    # (alexnet-owt-7be5be79.pth / vgg16-397923af.pth), or "torchvision" (its loader); empty: no LPIPS
+    lpips_weights: PathStr = ""
+    lpips_net: Literal["alex", "vgg"] = "alex"
 
 
 @dataclass
@@ -117,6 +122,8 @@ class SRGAN(GanPlugin):
             raise ConfigError(f"data.patch ({d.patch}) must be at most data.tile ({d.tile}).")
         if d.patch % self.cfg.model.scale:
             raise ConfigError(f"data.patch ({d.patch}) must be a multiple of model.scale ({self.cfg.model.scale}).")
+        if self.cfg.eval.lpips_weights and self.cfg.train.eval_every:  # refused before training, not at its eval
+            lpips_model(self.cfg.eval.lpips_weights, self.cfg.eval.lpips_net)
 
     def build_dataset(self, split: str = "train") -> TensorDataset:
         d = self.cfg.data
@@ -256,17 +263,22 @@ class SRGAN(GanPlugin):
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """``<set>/psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` for G and ``<set>/bicubic/...`` for bicubic."""
-        scale, G = self.cfg.model.scale, nets["G"]
+        scale, G, cfg = self.cfg.model.scale, nets["G"], self.cfg.eval
+        judge = lpips_model(cfg.lpips_weights, cfg.lpips_net) if cfg.lpips_weights else None
         if self._bicubic is None:
             self._bicubic = {
-                name: _scores([_bicubic(p.lr, scale) for p in pairs], pairs, scale)
+                name: _scores([_bicubic(p.lr, scale) for p in pairs], pairs, scale, judge)
                 for name, pairs in self.benchmarks().items()
             }
+        ctx.protocol.update(srm.protocol(scale))
+        if judge is not None:
+            ctx.protocol.update(lpips=f"{cfg.lpips_net}, v0.1 linear layers, RGB in [-1, 1], no border crop")
         metrics: dict[str, float] = {}
         crops = []
         for name, pairs in self.benchmarks().items():
+            ctx.protocol[name] = {"images": len(pairs), "sha256": srm.pairs_sha256([(p.hr, p.lr) for p in pairs])}
             outputs = [self.upscale(G, from_uint8(p.lr)[None])[0].mul(0.5).add(0.5) for p in pairs]
-            metrics.update({f"{name}/{k}": v for k, v in _scores(outputs, pairs, scale).items()})
+            metrics.update({f"{name}/{k}": v for k, v in _scores(outputs, pairs, scale, judge).items()})
             metrics.update({f"{name}/bicubic/{k}": v for k, v in self._bicubic[name].items()})
             crops += _centre_crops(_bicubic(pairs[0].lr, scale), outputs[0], pairs[0].hr)
         if crops:
@@ -281,14 +293,19 @@ def _bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
-def _scores(outputs: list[torch.Tensor], pairs: list[SRPair], scale: int) -> dict[str, float]:
-    """Mean PSNR / SSIM over a set, on Y (border 4, the SRGAN paper) and on RGB (border = scale, BasicSR)."""
+def _scores(outputs: list[torch.Tensor], pairs: list[SRPair], scale: int, judge: nn.Module | None) -> dict[str, float]:
+    """Mean PSNR / SSIM over a set, on Y (border 4, the SRGAN paper) and on RGB (border = scale, BasicSR),
+    and LPIPS (whole RGB image) when ``judge`` is the LPIPS network."""
     rows: dict[str, list[float]] = {"psnr_y": [], "ssim_y": [], "psnr_rgb": [], "ssim_rgb": []}
+    if judge is not None:
+        rows["lpips"] = []
     for out, pair in zip(outputs, pairs, strict=True):
         sr, hr = out[None].double(), pair.hr[None].double() / 255
         for tag, y, border in (("y", True, 4), ("rgb", False, scale)):
             rows[f"psnr_{tag}"].append(float(srm.psnr(sr, hr, border, y)))
             rows[f"ssim_{tag}"].append(float(srm.ssim(sr, hr, border, y)))
+        if judge is not None:  # grey images are seen as RGB, as the FID network sees them
+            rows["lpips"].append(float(lpips(judge, sr.expand(-1, 3, -1, -1), hr.expand(-1, 3, -1, -1))[0]))
     return {k: (srm.mean_db(torch.tensor(v)) if k.startswith("psnr") else sum(v) / len(v)) for k, v in rows.items()}
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from gantk.plugins.srgan.networks import SRResNet
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gantk.data.sr import bicubic_downscale
 from gantk.engine import Trainer
-from gantk.errors import DataError
+from gantk.errors import ConfigError, DataError
 from gantk.io.images import from_uint8
 from gantk.losses import VGGContentLoss
 from gantk.plugin import EvalContext, StepContext
@@ -161,3 +162,25 @@ def test_gantk_eval_scores_a_run_on_its_benchmarks(tmp_path):
     assert main(["eval", str(run), "--device", "cpu", "-o", str(tmp_path / "score")]) == 0
     scored = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert scored["step"] == 2 and scored["Bench/psnr_y"] > 0 and "Bench/bicubic/psnr_y" in scored
+
+
+def test_evaluate_adds_lpips_with_weights_and_writes_the_protocol(sr_data, tmp_path):
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    weights = tmp_path / "alexnet.safetensors"
+    save_file({f"features.{k}": v.contiguous() for k, v in features.state_dict().items()}, str(weights))
+    plugin = tiny_srgan(sr_data, eval={"tile": 64, "lpips_weights": str(weights)})
+    ctx = EvalContext(torch.device("cpu"), 7, tmp_path / "eval")
+    metrics = plugin.evaluate({"G": BicubicG()}, ctx)
+    assert metrics["Bench/lpips"] == pytest.approx(metrics["Bench/bicubic/lpips"], abs=1e-3)
+    assert metrics["Bench/lpips"] > 0
+    worse = plugin.evaluate({"G": _random_srresnet()}, EvalContext(torch.device("cpu"), 8, tmp_path / "eval"))
+    assert worse["Bench/lpips"] > metrics["Bench/lpips"]
+    card = ctx.protocol
+    assert card["y"].startswith("PSNR/SSIM on BT.601") and "4-pixel" in card["rgb"] and card["lpips"].startswith("alex")
+    assert card["Bench"]["images"] == len(plugin.benchmarks()["Bench"]) and len(card["Bench"]["sha256"]) == 64
+    plain = tiny_srgan(sr_data, eval={"tile": 64})
+    plain_ctx = EvalContext(torch.device("cpu"), 7, tmp_path / "eval")
+    assert "Bench/lpips" not in plain.evaluate({"G": BicubicG()}, plain_ctx) and "lpips" not in plain_ctx.protocol
+    with pytest.raises(ConfigError, match=r"nope.pth does not exist \(eval.lpips_weights\)"):
+        tiny_srgan(sr_data, eval={"lpips_weights": str(tmp_path / "nope.pth")}, train={"eval_every": 5}).check_config()
