@@ -84,11 +84,11 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
             f"'{plugin.cfg.plugin}' declares an eval section ({type(cfg).__name__}) that does not subclass "
             "gantk.EvalConfig. Subclass it to keep those keys."
         )
+    scores = _scores(cfg, ctx.device)  # weights that cannot give what is asked: refused before data or sampling
     if real is None:  # read once per plugin instance (a run), kept on it for the next evaluations
         if getattr(plugin, "_eval_real", None) is None:
             plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)
         real = plugin._eval_real
-    scores = _scores(cfg, ctx.device)  # weights that cannot give what is asked are refused before sampling
     fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
     save_grid(fake[:64], Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
     protocol = getattr(ctx, "protocol", None)

@@ -40,7 +40,7 @@ def test_without_weights_it_warns_and_reports_kid_pixels(image_folder, tmp_path)
     levels = torch.rand(64, 1, 1, 1, generator=torch.Generator().manual_seed(0))
     real = levels * torch.linspace(0.2, 1, 16).view(1, 1, 1, 16).expand(64, 3, 16, 16) * 2 - 1  # shaded greys
     ctx = EvalContext(torch.device("cpu"), 7, tmp_path / "eval")
-    samples._scores.cache_clear()
+    samples._scores_for.cache_clear()
     with pytest.warns(UserWarning, match="FID and KID skipped: no eval.fid_weights"):
         copied = samples.sample_metrics(plugin, Replay(real), ctx, real=real)
     flat = samples.sample_metrics(plugin, Replay(torch.full_like(real, real.mean())), ctx, real=real)
