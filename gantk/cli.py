@@ -734,10 +734,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.checkpoint, device, use_ema=not args.no_ema, which=which, plugin=args.plugin, overrides=args.overrides
     )
     folder = ckpt.find_checkpoint(Path(args.checkpoint), which)
-    step = int(ckpt.read_meta(folder).get("step") or 0)
+    meta = ckpt.read_meta(folder)
+    step = int(meta.get("step") or 0)
     ctx = EvalContext(device, step, out / "eval")
     used = ckpt.generator_weights(folder, plugin.generator, use_ema=not args.no_ema)
-    ctx.protocol.update(generator="ema" if used.name.endswith("_ema.safetensors") else "raw", gantk=__version__)
+    # a generator-only export of the EMA weights stores them under the plain name, and says so in its meta
+    ema = used.name.endswith("_ema.safetensors") or bool((meta.get("exported") or {}).get("ema"))
+    ctx.protocol.update(generator="ema" if ema else "raw", gantk=__version__)
     with torch.no_grad():
         metrics = plugin.evaluate(nets, ctx)
     if not metrics:

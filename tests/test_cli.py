@@ -148,3 +148,22 @@ def test_translate_refuses_a_model_that_does_not_declare_it(tiny_run, tmp_path, 
     assert main(["translate", str(tiny_run), str(source), "-o", str(tmp_path / "out.png")]) == 2
     assert "does not translate images (it serves sample)" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "out.png").exists()
+
+
+def test_eval_says_an_exported_ema_generator_is_the_ema(tmp_path):
+    """A generator-only export stores the EMA weights under G's own name; the protocol card still says ema."""
+    import json
+
+    from gantk.cli import main
+    from gantk.engine import Trainer
+    from gantk.io.checkpoint import export_generator
+    from tests.helpers import tiny_dcgan
+
+    _, plugin = tiny_dcgan(write_image_folder(tmp_path / "img", n=16, size=16), train={"ema": {"enabled": True}})
+    Trainer(plugin, tmp_path / "run").fit()
+    export_generator(tmp_path / "run", tmp_path / "shipped")
+    cards = {}
+    for name, source, extra in (("export", "shipped", []), ("raw", "run", ["--no-ema"]), ("ema", "run", [])):
+        assert main(["eval", str(tmp_path / source), *extra, "--device", "cpu", "-o", str(tmp_path / name)]) == 0
+        cards[name] = json.loads((tmp_path / name / "metrics.json").read_text())["protocol"]["generator"]
+    assert cards == {"export": "ema", "raw": "raw", "ema": "ema"}
