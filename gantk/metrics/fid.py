@@ -207,13 +207,17 @@ class FeatureSpace:
                     advance(len(x))
         return torch.cat(out)
 
+    @property
+    def has_logits(self) -> bool:
+        """Whether the weights hold a logits layer (``fc.weight`` not all zeros), as the Inception Score needs."""
+        return bool(self.weights_sha256) and bool(self.net.fc.weight.any())
+
     def logits(self, features: Tensor) -> Tensor:
         """The 1008-way logits of pool ``features`` (torch-fidelity's ``logits_unbiased``: no bias), for the
         Inception Score; refused when the weights' logits layer is all zeros."""
-        weight = self.net.fc.weight.detach().double().cpu() if self.weights_sha256 else None
-        if weight is None or not bool(weight.any()):
+        if not self.has_logits:
             raise ConfigError(no_logits_message(self.weights))
-        return features.double() @ weight.T
+        return features.double() @ self.net.fc.weight.detach().double().cpu().T
 
     def reference(self, images: Tensor) -> Tensor:
         """Features of real images, from the cache when these exact images were seen with this network."""
@@ -366,8 +370,8 @@ class DistributionScores:
         self.inception = FeatureSpace(weights, device, cache_dir) if weights else None
         if inception_score and self.inception is None:
             raise ConfigError(NO_WEIGHTS_FOR_IS)
-        if inception_score:  # refused now, from the weights, rather than after the samples are drawn
-            self.inception.logits(torch.zeros(1, FEATURES))
+        if inception_score and not self.inception.has_logits:  # refused now, not after the samples are drawn
+            raise ConfigError(no_logits_message(weights))
         self.inception_score = inception_score
 
     def protocol(self, fake: Tensor, real: Tensor) -> dict[str, object]:
