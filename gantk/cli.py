@@ -24,7 +24,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train a plugin",
         description="Train PLUGIN (a folder such as plugins/dcgan, a registered name, or an installed plugin).",
     )
-    p.add_argument("plugin", help="plugin folder, registered name, or dist:name")
+    p.add_argument("plugin", nargs="?", help="plugin folder, registered name, or dist:name")
     p.add_argument("--data", help="dataset name (mnist, facades, att_faces, ...) or a folder; sets data.name")
     p.add_argument("--out", help="run folder (default: runs/<plugin>)")
     p.add_argument(
@@ -39,7 +39,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="override one config key, e.g. train.batch_size=64",
     )
     p.add_argument("--max-steps", type=int, help="stop after N generator steps (sets train.max_steps)")
-    p.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue the newest checkpoint in --out, or the one named (step_00000400, best); later ones are "
+        "moved to checkpoints/superseded/",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
     p.add_argument("--seed", type=int, help="sets train.seed")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -440,6 +448,10 @@ def launch_torchrun(nproc: int, argv: list[str]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.plugin is None and isinstance(args.resume, str):  # gantk train --resume plugins/x: a bare --resume
+        args.plugin, args.resume = args.resume, True
+    if args.plugin is None:
+        raise GantkError("gantk train needs a plugin: a folder such as plugins/dcgan, a registered name, or dist:name.")
     if args.nproc is not None:
         if args.nproc < 1:
             raise GantkError(f"--nproc must be at least 1; got {args.nproc}.")

@@ -52,10 +52,14 @@ def test_train_resume_sample(image_folder, tmp_path):
     out = gantk("train", "plugins/dcgan", "--data", str(image_folder), "--out", str(run), "--max-steps", "2", *TINY)
     assert out.returncode == 0, out.stderr
     assert "step 2/2" in out.stderr and "ETA" in out.stderr
-    out = gantk("train", "dcgan", "--out", str(run), "--resume", "--max-steps", "3")
+    out = gantk("train", "--resume", "dcgan", "--out", str(run), "--max-steps", "3")  # a bare --resume first
     assert out.returncode == 0, out.stderr
     assert "resuming from checkpoints/step_00000002 at step 2" in out.stderr
     assert (run / "checkpoints" / "step_00000003").is_dir()
+    out = gantk("train", "dcgan", "--out", str(run), "--resume", "step_00000002", "--max-steps", "3")
+    assert out.returncode == 0, out.stderr
+    assert "resuming from checkpoints/step_00000002 at step 2" in out.stderr and "superseded" in out.stderr
+    assert (run / "checkpoints" / "superseded" / "step_00000003").is_dir()
 
     grid = tmp_path / "grid.png"
     assert gantk("sample", str(run), "-n", "4", "--seed", "1", "-o", str(grid)).returncode == 0

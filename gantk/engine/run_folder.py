@@ -35,8 +35,11 @@ class RunFolder:
         self.created = False  # this process made the folder: it removes it again if setup fails
         self._lock_file: Any = None
 
-    def open(self, resume: bool) -> Path | None:
-        """Create and lock the folder; returns the checkpoint to resume from (None: start at step 0)."""
+    def open(self, resume: bool | str) -> Path | None:
+        """Create and lock the folder; returns the checkpoint to resume from (None: start at step 0).
+
+        ``resume``: True for the newest checkpoint, or the name (``step_00000400``, ``best``) or path of
+        one checkpoint of this run."""
         if self.path.exists() and not self.path.is_dir():
             raise GantkError(f"--out {self.path} is a file; a run folder is a folder. Choose another --out.")
         self.created = not self.path.exists()
@@ -50,6 +53,8 @@ class RunFolder:
             self.close(failed=True)
             raise GantkError(f"cannot write to run folder {self.path}: {exc.strerror or exc}.") from None
         existing = ckpt.step_checkpoints(self.path)
+        if isinstance(resume, str):
+            return self._named(resume, existing)
         if resume:
             if not existing:
                 from gantk.engine.logger import console
@@ -69,6 +74,49 @@ class RunFolder:
             )
         self.tidy(0)  # a run that never saved left metrics behind: they belong to no checkpoint
         return None
+
+    def _named(self, name: str, existing: list[Path]) -> Path:
+        """``--resume NAME``: a complete checkpoint of this run, with its training state."""
+        root = self.path / "checkpoints"
+        folder = root / name if (root / name).exists() else Path(name)
+        problem = ""
+        if not folder.is_dir():
+            problem = "there is no such checkpoint"
+        elif not folder.resolve().is_relative_to(root.resolve()):
+            problem = f"it is not a checkpoint of this run (not under {root})"
+        elif not ckpt.is_complete(folder):
+            problem = f"it is incomplete (missing or short files against its {ckpt.MANIFEST})"
+        elif not (folder / f"{ckpt.STATE}.json").is_file():
+            problem = "it holds weights only, no training state to continue"
+        if problem:
+            self.close()
+            names = [p.name for p in existing] + (["best"] if ckpt.is_complete(root / "best") else [])
+            raise GantkError(
+                f"--resume {name}: {problem}. The checkpoints of {self.path} are: "
+                f"{', '.join(names) or 'none'} (give one of these names, or --resume alone for the newest)."
+            )
+        return folder
+
+    def set_aside_after(self, step: int) -> Path | None:
+        """Move the step checkpoints past ``step`` (a run resumed from an earlier one) to
+        ``checkpoints/superseded/``, with their metrics lines: the resumed run writes new ones under the
+        same names, and rotation would otherwise count the old ones as the newest. Nothing is deleted."""
+        later = [p for p in ckpt.step_checkpoints(self.path) if (ckpt.recorded_step(p) or 0) > step]
+        if not later:
+            return None
+        aside = self.path / "checkpoints" / "superseded"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path / "checkpoints" / f"superseded-{n}"
+        aside.mkdir(parents=True)
+        for folder in later:
+            os.replace(folder, aside / folder.name)
+        metrics = self.path / "metrics.jsonl"
+        if metrics.exists():
+            past = [line for line in metrics.read_text(encoding="utf-8").splitlines() if _line_step(line) > step]
+            (aside / "metrics.jsonl").write_text("".join(line + "\n" for line in past), encoding="utf-8")
+        return aside
 
     def _lock(self) -> None:
         fh = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open while training
@@ -111,11 +159,13 @@ class RunFolder:
         metrics = self.path / "metrics.jsonl"
         if not metrics.exists():
             return
-        kept = []
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by the kill
+        kept = [line for line in metrics.read_text(encoding="utf-8").splitlines() if -1 < _line_step(line) <= step]
         metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _line_step(line: str) -> int:
+    """The step of a ``metrics.jsonl`` line; -1 for a line cut short by a kill."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return -1

@@ -55,7 +55,8 @@ from gantk.registry import PluginSpec
 
 
 class Trainer:
-    """Trains ``plugin`` into the run folder ``out``; ``resume=True`` continues its newest checkpoint.
+    """Trains ``plugin`` into the run folder ``out``; ``resume=True`` continues its newest checkpoint,
+    ``resume="step_00000400"`` (a name or path) that checkpoint of the run.
 
     ``spec`` says where the plugin came from (recorded in checkpoints); by default it is looked up.
     ``hooks`` run after the engine's and the plugin's own between steps (:class:`gantk.Hook`).
@@ -66,7 +67,7 @@ class Trainer:
         plugin: GanPlugin,
         out: str | Path,
         spec: PluginSpec | None = None,
-        resume: bool = False,
+        resume: bool | str = False,
         hooks: list[Hook] | None = None,
     ) -> None:
         self.plugin = plugin
@@ -598,6 +599,13 @@ class Trainer:
             return
         if note:
             console.print(note, highlight=False)
+        aside = self.folder.set_aside_after(self.step)
+        if aside is not None:
+            console.print(
+                f"--resume {folder.name}: the later checkpoints of this run were moved to {aside} (kept, not "
+                "deleted); training continues from this one and writes new ones under their names",
+                highlight=False,
+            )
         self.folder.tidy(self.step)
         print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
         console.print(f"resuming from {print_path} at step {self.step}", highlight=False)
@@ -607,7 +615,7 @@ def train(
     plugin: GanPlugin,
     out: str | Path,
     spec: PluginSpec | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     hooks: list[Hook] | None = None,
 ) -> Path:
     """Train ``plugin`` into ``out``; returns the final checkpoint folder."""

@@ -19,6 +19,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,6 +37,7 @@ MANIFEST = "manifest.json"
 CONFIG = "config.json"
 STATE = "training_state"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+STEP_NAME = re.compile(r"step_(\d+)")  # the engine's step_00001000: a copy or a renamed folder is not one
 
 
 def _fsync_dir(path: Path) -> None:
@@ -125,12 +127,29 @@ def is_complete(folder: Path) -> bool:
         return False
 
 
+def recorded_step(folder: Path) -> int | None:
+    """The step a checkpoint's manifest records (None for an unreadable one)."""
+    try:
+        step = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def step_checkpoints(run: Path) -> list[Path]:
-    """Complete ``checkpoints/step_*`` folders of a run, oldest first."""
+    """Complete ``checkpoints/step_<digits>`` folders of a run, oldest first by the step their manifest
+    records (the name only breaks ties). Anything else there (``step_backup``, ``step_00000004.corrupt``,
+    ``best``) is the user's: never resumed from, never rotated out."""
     root = run / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("step_*") if p.is_dir() and is_complete(p))
+    found = []
+    for p in root.iterdir():
+        match = STEP_NAME.fullmatch(p.name)
+        if match and p.is_dir() and is_complete(p):
+            step = recorded_step(p)
+            found.append((int(match.group(1)) if step is None else step, p.name, p))
+    return [p for _, _, p in sorted(found)]
 
 
 def find_checkpoint(path: Path, which: str = "last") -> Path:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gantk.engine import Trainer
 from gantk.engine.run_folder import RunFolder
@@ -226,3 +227,66 @@ def test_an_inception_score_the_weights_cannot_give_is_refused_before_training(t
     with pytest.raises(ConfigError, match=r"pool-only.safetensors have no logits layer"):
         Trainer(plugin, tmp_path / "run").fit()
     assert not (tmp_path / "run").exists()
+
+
+def test_rotation_and_resume_ignore_folders_that_are_not_step_checkpoints(image_folder, tmp_path):
+    """A user's copy under checkpoints/ is never resumed from nor rotated out, and the real newest
+    checkpoints are never deleted because of it (issue 33)."""
+    import shutil
+
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 4, "checkpoint_every": 2, "keep_checkpoints": 2})
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    root = run / "checkpoints"
+    shutil.copytree(root / "step_00000002", root / "step_backup")
+    os_renamed = root / "step_00000004.corrupt"
+    shutil.copytree(root / "step_00000004", os_renamed)
+    _, again = tiny_dcgan(image_folder, train={"max_steps": 8, "checkpoint_every": 2, "keep_checkpoints": 2})
+    trainer = Trainer(again, run, resume=True)
+    trainer.setup()
+    assert trainer.step == 4
+    trainer.fit()
+    assert [p.name for p in step_checkpoints(run)] == ["step_00000006", "step_00000008"]
+    assert (root / "step_backup").is_dir() and os_renamed.is_dir()  # the user's folders are untouched
+
+
+def test_resume_naming_an_earlier_checkpoint_sets_the_later_ones_aside(image_folder, tmp_path):
+    """--resume step_00000002 continues from it, exactly as the uninterrupted run did, and moves the later
+    checkpoints (and their metrics) to checkpoints/superseded/ rather than deleting them."""
+    sections = {"train": {"max_steps": 6, "checkpoint_every": 2, "keep_checkpoints": 5}}
+    _, plugin = tiny_dcgan(image_folder, **sections)
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    first = {k: v.clone() for k, v in load_file(run / "checkpoints" / "step_00000006" / "G.safetensors").items()}
+    _, again = tiny_dcgan(image_folder, **sections)
+    Trainer(again, run, resume="step_00000002").fit()
+    root = run / "checkpoints"
+    assert [p.name for p in step_checkpoints(run)] == ["step_00000002", "step_00000004", "step_00000006"]
+    assert sorted(p.name for p in (root / "superseded").iterdir()) == [
+        "metrics.jsonl",
+        "step_00000004",
+        "step_00000006",
+    ]
+    again_g = load_file(root / "step_00000006" / "G.safetensors")
+    assert all(torch.equal(first[k], again_g[k]) for k in first)  # exact resume from the earlier one
+    steps = [json.loads(x)["step"] for x in (root / "superseded" / "metrics.jsonl").read_text().splitlines()]
+    assert steps and min(steps) > 2
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("step_00000099", "there is no such checkpoint.*step_00000002"),
+        ("../elsewhere", "not a checkpoint of this run"),
+    ],
+)
+def test_resume_naming_a_checkpoint_that_is_not_one_of_the_run_is_refused(image_folder, tmp_path, name, message):
+    _, plugin = tiny_dcgan(image_folder, train={"max_steps": 2, "checkpoint_every": 2})
+    run = tmp_path / "run"
+    Trainer(plugin, run).fit()
+    (run / "elsewhere").mkdir()
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    _, again = tiny_dcgan(image_folder, train={"max_steps": 4})
+    with pytest.raises(GantkError, match=message):
+        Trainer(again, run, resume=str(run / "checkpoints" / name) if name.startswith("..") else name).fit()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before

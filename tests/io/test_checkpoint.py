@@ -106,3 +106,23 @@ def test_export_never_deletes_what_the_destination_held(tmp_path, image_folder):
     assert (tmp_path / "afile").read_text() == "keep me" and not list(tmp_path.glob(".afile*"))
     shipped = export_generator(run, tmp_path / "shipped")
     assert export_generator(run, shipped) == shipped  # an earlier export is replaced
+
+
+def _save_at(folder, step):
+    return save_checkpoint(folder, meta={"step": step}, networks={"G": {"w": torch.zeros(2)}}, training_state={})
+
+
+def test_checkpoints_are_ordered_by_their_recorded_step_and_copies_are_ignored(tmp_path):
+    """A copied step_backup or a renamed step_00000004.corrupt is never the newest (issue 33)."""
+    run = tmp_path / "run"
+    root = run / "checkpoints"
+    for step in (2, 4, 6):
+        _save_at(root / f"step_{step:08d}", step)
+    import shutil
+
+    shutil.copytree(root / "step_00000002", root / "step_backup")
+    shutil.copytree(root / "step_00000004", root / "step_00000004.corrupt")
+    shutil.copytree(root / "step_00000002", root / "step_99")  # a hand-renamed copy: its manifest says step 2
+    names = [p.name for p in step_checkpoints(run)]
+    assert names == ["step_00000002", "step_99", "step_00000004", "step_00000006"]
+    assert find_checkpoint(run).name == "step_00000006"
