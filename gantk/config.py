@@ -105,7 +105,9 @@ class DataConfig:
     limit: Count = 0  # use only the first N items (0: all); handy for smoke tests
     preload: Literal["auto", "always", "never"] = "auto"  # decode once into memory
     num_workers: Annotated[int, Range(0, 256)] = 0  # DataLoader workers when not preloaded
-    on_error: Literal["raise", "skip"] = "raise"  # unreadable files: stop naming the file, or skip and count
+    # unreadable files and failing draws: stop naming the item, or skip (left out when the data is built;
+    # a draw that fails later, by the next item that reads)
+    on_error: Literal["raise", "skip"] = "raise"
     # an albumentations pipeline saved with A.save (YAML or JSON), applied on the CPU to every image as it
     # is drawn (pairs together); empty: none, and in-memory data is sliced a batch at a time
     transforms: PathStr = ""

@@ -9,6 +9,7 @@ memory (:class:`TensorDataset`), so the data path costs one index per batch.
 from __future__ import annotations
 
 import gzip
+import logging
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from torch.utils.data import Dataset
 
 from gantk.data.images import fit, image_files, native_channels, open_image, read_image, to_mode, to_tensor
 from gantk.errors import DataError
+
+log = logging.getLogger("gantk.data")
 
 
 class TensorDataset(Dataset):
@@ -94,6 +97,51 @@ class ImageFileDataset(Dataset):
         samples = [self.read(item) for item in self.items]
         tensors = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
         return TensorDataset(tensors, self.channels, self.class_names)
+
+
+class SubstituteFailures(Dataset):
+    """``data.on_error=skip`` while training: a draw that fails (a file deleted or damaged mid-run, a
+    ``data.transforms`` pipeline that fails on a few random draws) is replaced by the next item of the
+    dataset that succeeds, with the next seed.
+
+    The substitute follows from the failing draw alone, never from what failed before in this process,
+    so a resumed run and any number of DataLoader workers see the same batches as an uninterrupted run,
+    and every batch keeps its size (a fixed shape for batch norm and CUDA graphs). Files unreadable
+    from the start were already left out when the dataset was built; this covers what fails later.
+    """
+
+    ATTEMPTS = 16  # after this many failing neighbours in a row the data is broken, not unlucky
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.draws_with_seed = getattr(dataset, "draws_with_seed", False)
+        self.channels = getattr(dataset, "channels", 3)
+        self.class_names = getattr(dataset, "class_names", ())
+        self.num_classes = len(self.class_names)
+        self.skipped = getattr(dataset, "skipped", 0)
+        self.substituted = 0  # in this process (each DataLoader worker counts its own)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        first: DataError | None = None
+        for k in range(self.ATTEMPTS):
+            i = (index + k) % len(self)
+            try:
+                item = self.dataset[(i, (seed + k) % 2**32) if self.draws_with_seed else i]
+            except DataError as exc:
+                first = first or exc
+                continue
+            if k:
+                self.substituted += 1
+                log.warning("data.on_error=skip: item %d replaced by item %d: %s", index, i, first)
+            return item
+        raise DataError(
+            f"{first} (data.on_error=skip tried the next {self.ATTEMPTS - 1} items as substitutes, and they "
+            "failed too: the data is broken, not one item)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -127,7 +127,10 @@ class BatchStream:
         else:
             if self._iter is None:
                 self._iter = iter(self._loader)
-            out = next(self._iter)
+            try:
+                out = next(self._iter)
+            except DataError as exc:  # from a worker, its message is "Caught DataError in ..." + a traceback
+                raise DataError(_worker_message(exc)) from None
         self.batch += 1
         return out
 
@@ -137,3 +140,12 @@ class BatchStream:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self._iter, self._perm = None, None
+
+
+def _worker_message(exc: DataError) -> str:
+    """gantk's own message inside a DataError that a DataLoader worker passed on."""
+    text = str(exc)
+    marker = "DataError: "
+    return (
+        text[text.rindex(marker) + len(marker) :].strip() if "Original Traceback" in text and marker in text else text
+    )

@@ -20,6 +20,7 @@ import torch
 
 from gantk.config import freeze, with_values
 from gantk.data import locate
+from gantk.data.datasets import SubstituteFailures, TensorDataset
 from gantk.data.transforms import TransformedDataset, load_pipeline
 from gantk.errors import GantkError
 from gantk.plugin import GanPlugin
@@ -45,4 +46,6 @@ def resolve_run(plugin: GanPlugin) -> torch.utils.data.Dataset:
     data = plugin.cfg.data
     if data.transforms:  # the training data only: evaluation sees the images as they are
         dataset = TransformedDataset(dataset, load_pipeline(data.transforms), data.image_size, data.transforms)
+    if data.on_error == "skip" and not isinstance(dataset, TensorDataset):  # decoded in memory: cannot fail
+        dataset = SubstituteFailures(dataset)
     return dataset

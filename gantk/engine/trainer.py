@@ -48,7 +48,7 @@ from gantk.engine.optim import build_optimizer, build_scheduler
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import StepParts, TrainStep, autocast
-from gantk.errors import GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
+from gantk.errors import DataError, GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
 from gantk.registry import PluginSpec
@@ -340,7 +340,7 @@ class Trainer:
             while self.step < tc.max_steps:
                 self.stop_flag.start(self._local_flag())  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
-                raws = [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase, self.step))]
+                raws = self._next_raw_batches(phase, last_saved)
                 if self.step == self._first_step:
                     self._first_step_checked(phase, raws)
                 else:
@@ -472,6 +472,25 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+    def _next_raw_batches(self, phase: Phase, last_saved: Path | None) -> list[Batch]:
+        """The batches of the next step. A data failure past this process's first step (an item that
+        fails its transforms, a file deleted mid-run) saves the steps trained so far, with the data
+        position before this step's batches, and stops naming that checkpoint."""
+        stream = self.state.stream
+        position = stream.state_dict()
+        try:
+            return [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase, self.step))]
+        except Exception as exc:
+            stream.load_state_dict(position)  # a step's batches are taken whole: its checkpoint takes none
+            if self.step == self._first_step:
+                raise  # nothing trained by this process: nothing to save
+            with self._saved_on_failure(last_saved):
+                if isinstance(exc, DataError) and self.cfg.data.on_error == "raise":
+                    raise DataError(
+                        f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)"
+                    ) from None
+                raise
 
     def _next_raw_batch(self) -> Batch:
         """The stream's next batch on the device, as stored (uint8 images): the step converts it."""

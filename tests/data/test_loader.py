@@ -70,3 +70,36 @@ def test_ranks_split_every_global_batch_and_reshuffle_each_epoch(tmp_path, lazy)
 def test_global_batch_must_split_evenly_over_the_ranks():
     with pytest.raises(DataError, match="train.batch_size=8 is the global batch .* over the 3 processes"):
         BatchStream(_ds(10), 8, 0, rank=0, world_size=3)
+
+
+class _FailsOn:
+    """Items 0..n-1 as one-pixel images; item ``bad`` raises DataError, as a deleted file does."""
+
+    def __init__(self, n: int, bad: set[int]) -> None:
+        self.n, self.bad = n, bad
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if i in self.bad:
+            raise DataError(f"image file item{i}.png does not exist.")
+        return {"image": torch.tensor([[[i]]], dtype=torch.uint8)}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_failure_in_a_worker_is_gantks_message_without_the_workers_traceback(workers):
+    s = BatchStream(_FailsOn(8, {int(torch.randperm(8, generator=torch.Generator().manual_seed(0))[0])}), 4, 0, workers)
+    with pytest.raises(DataError) as err:
+        next(s)
+    assert str(err.value).startswith("image file item") and "Traceback" not in str(err.value)
+
+
+def test_on_error_skip_replaces_a_failing_item_by_the_next_that_reads_the_same_way_every_time():
+    from gantk.data.datasets import SubstituteFailures
+
+    data = SubstituteFailures(_FailsOn(6, {2, 3}))
+    assert [int(data[i]["image"]) for i in range(6)] == [0, 1, 4, 4, 4, 5]
+    assert data.substituted == 2
+    with pytest.raises(DataError, match="item0.png does not exist.*tried the next 15 items"):
+        SubstituteFailures(_FailsOn(20, set(range(20))))[0]

@@ -290,3 +290,52 @@ def test_resume_naming_a_checkpoint_that_is_not_one_of_the_run_is_refused(image_
     with pytest.raises(GantkError, match=message):
         Trainer(again, run, resume=str(run / "checkpoints" / name) if name.startswith("..") else name).fit()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+
+
+def _sometimes_failing_pipeline(path, p: float):
+    """An albumentations pipeline that fails on about p/2 of its random draws (a crop larger than 16 px)."""
+    import albumentations as A
+
+    A.save(A.Compose([A.OneOf([A.NoOp(), A.RandomCrop(height=64, width=64)], p=p)]), str(path), data_format="yaml")
+    return str(path)
+
+
+def test_a_data_failure_mid_run_saves_the_step_and_skip_then_resumes_exactly(image_folder, tmp_path):
+    """A transform failing on a few draws mid-run saves the steps trained (issue 33); continued with
+    data.on_error=skip, the run ends bit-identical to one that had skip from the start: the substitute
+    of a failing draw follows from the draw alone."""
+    pipeline = _sometimes_failing_pipeline(tmp_path / "aug.yaml", 0.04)
+    sections = {"data": {"transforms": pipeline}, "train": {"max_steps": 12, "checkpoint_every": 100}}
+    _, plugin = tiny_dcgan(image_folder, **sections)
+    with pytest.raises(RunFailed, match=r"data.transforms=.*failed on item .*on_error=skip.*checkpoint .*step_") as err:
+        Trainer(plugin, tmp_path / "run").fit()
+    saved = step_checkpoints(tmp_path / "run")
+    assert len(saved) == 1 and 1 <= int(saved[0].name[5:]) < 12, err.value  # the steps before the failure
+    assert f"checkpoint {saved[0]}" in str(err.value)
+
+    skip = {**sections, "data": {"transforms": pipeline, "on_error": "skip"}}
+    _, again = tiny_dcgan(image_folder, **skip)
+    resumed = Trainer(again, tmp_path / "run", resume=True).fit()
+    _, straight_plugin = tiny_dcgan(image_folder, **skip)
+    straight = Trainer(straight_plugin, tmp_path / "straight").fit()
+    a, b = load_file(resumed / "G.safetensors"), load_file(straight / "G.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_file_deleted_mid_run_saves_the_step_and_names_the_file(tmp_path):
+    from tests.helpers import write_image_folder
+
+    images = write_image_folder(tmp_path / "images", n=16)
+    victim = sorted(images.rglob("*.png"))[5]
+    _, plugin = tiny_dcgan(images, data={"preload": "never"}, train={"max_steps": 6, "batch_size": 4})
+
+    class DeleteAtStep2:
+        def due(self, step, max_steps):
+            return step == 2
+
+        def __call__(self, trainer):
+            victim.unlink()
+
+    with pytest.raises(RunFailed, match=rf"{victim.name} does not exist.*checkpoint .*step_0000000[234]"):
+        Trainer(plugin, tmp_path / "run", hooks=[DeleteAtStep2()]).fit()
+    assert step_checkpoints(tmp_path / "run")

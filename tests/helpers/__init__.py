@@ -47,10 +47,10 @@ def write_mnist(root: Path, n: int = 40) -> Path:
     return root
 
 
-def tiny_dcgan(data: Path | str, **sections):
+def tiny_dcgan(dataset: Path | str, /, **sections):
     """A DCGAN plugin instance, 16x16, 4 channels wide: a training step takes milliseconds on CPU."""
     layer = {
-        "data": {"name": str(data), "image_size": 16},
+        "data": {"name": str(dataset), "image_size": 16},
         "model": {"ngf": 4, "ndf": 4, "nz": 8},
         "train": {
             "batch_size": 8,
