@@ -25,6 +25,7 @@ from gantk.errors import GantkError
 from gantk.io import checkpoint as ckpt
 
 LOCK = ".lock"
+FINISHED = "finished.json"  # written once the final checkpoint's samples and evaluation are done
 
 
 class RunFolder:
@@ -117,6 +118,21 @@ class RunFolder:
             past = [line for line in metrics.read_text(encoding="utf-8").splitlines() if _line_step(line) > step]
             (aside / "metrics.jsonl").write_text("".join(line + "\n" for line in past), encoding="utf-8")
         return aside
+
+    def mark_finished(self, step: int) -> None:
+        """Record that the run reached ``step`` with its final samples and evaluation done."""
+        tmp = self.path / f".{FINISHED}.tmp"
+        tmp.write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path / FINISHED)
+
+    def finished_at(self) -> int | None:
+        """The step :meth:`mark_finished` recorded (None: the run never finished, or was killed in its
+        final evaluation, after the final checkpoint)."""
+        try:
+            step = json.loads((self.path / FINISHED).read_text(encoding="utf-8"))["step"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return step if isinstance(step, int) else None
 
     def _lock(self) -> None:
         fh = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open while training

@@ -335,8 +335,17 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._first_step = self._logged_at = self.step
         try:
-            if self.step >= tc.max_steps:
+            if self.step >= tc.max_steps and self.folder.finished_at() == self.step:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
+            elif self.step >= tc.max_steps:  # killed after its final checkpoint, in the final samples/evaluation
+                logger.message(
+                    f"run at step {self.step} = train.max_steps, but its final samples and evaluation did not "
+                    "finish (the process was killed after the final checkpoint): running them now"
+                )
+                with self._saved_on_failure(last_saved):
+                    for hook in self.hooks:
+                        if hook.due(self.step, self.step):
+                            hook(self)
             while self.step < tc.max_steps:
                 self.stop_flag.start(self._local_flag())  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
@@ -354,6 +363,8 @@ class Trainer:
                     break
             if last_saved is None or last_saved.name != f"step_{self.step:08d}":
                 last_saved = self.save()
+            if self.step >= tc.max_steps and world.is_main:
+                self.folder.mark_finished(self.step)  # its final hooks ran: a --resume has nothing to do
         finally:
             self._restore_signal_handlers(previous)
             self._check_nonfinite(stop=False)

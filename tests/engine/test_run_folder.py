@@ -339,3 +339,30 @@ def test_a_file_deleted_mid_run_saves_the_step_and_names_the_file(tmp_path):
     with pytest.raises(RunFailed, match=rf"{victim.name} does not exist.*checkpoint .*step_0000000[234]"):
         Trainer(plugin, tmp_path / "run", hooks=[DeleteAtStep2()]).fit()
     assert step_checkpoints(tmp_path / "run")
+
+
+def test_a_run_killed_in_its_final_evaluation_runs_it_on_resume(image_folder, tmp_path):
+    """Killed after the final checkpoint, in the final evaluation: --resume runs the evaluation and
+    writes best/, instead of saying "nothing to do" (issue 33); once done, a --resume has nothing to do."""
+    sections = {"train": {"eval_every": 100, "max_steps": 4, "best_metric": "kid_pixels"}}
+    _, plugin = tiny_dcgan(image_folder, **sections)
+    calls = []
+
+    def killed(nets, ctx):
+        raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this point runs
+
+    plugin.evaluate = killed
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(plugin, tmp_path / "run").fit()
+    assert not (tmp_path / "run" / "checkpoints" / "best").exists()
+
+    def evaluate(nets, ctx):
+        calls.append(ctx.step)
+        return {"kid_pixels": 1.0}
+
+    for _ in range(2):
+        _, again = tiny_dcgan(image_folder, **sections)
+        again.evaluate = evaluate
+        assert Trainer(again, tmp_path / "run", resume=True).fit().name == "step_00000004"
+    assert calls == [4]  # the second --resume found it done
+    assert (tmp_path / "run" / "checkpoints" / "best" / "manifest.json").is_file()
