@@ -78,6 +78,7 @@ class Trainer:
         self.user_hooks = list(hooks or [])
         self.state: snapshot.RunState | None = None  # built by setup()
         self.emas: dict[str, EmaGenerator] = {}  # train.ema: each sampled generator's average (setup)
+        self.transforms_sha256 = ""  # of the data.transforms file (setup)
         self.ready = False  # setup() done
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
         self.world = distributed.world_from_env()
@@ -144,6 +145,8 @@ class Trainer:
         # rank 0 first: a dataset it downloads or caches is then read by the others
         dataset = distributed.main_first(lambda: resolve_run(self.plugin), world, then_all=True)
         self.cfg = cfg = self.plugin.cfg  # resolved from the data, and frozen from here on
+        transforms = cfg.data.transforms  # recorded in checkpoints: a --resume says when the file changed
+        self.transforms_sha256 = ckpt.sha256(Path(transforms)) if transforms else ""
         tc = cfg.train
         self.phases = self.plugin.phases()
         trained = set().union(*(p.trained for p in self.phases))
@@ -597,6 +600,7 @@ class Trainer:
             "generator": self.plugin.generator,
             "step": self.step,
             "config": to_dict(self.cfg),
+            **({"data_transforms_sha256": self.transforms_sha256} if self.transforms_sha256 else {}),
             **(extra or {}),
         }
 
@@ -627,6 +631,15 @@ class Trainer:
         self.train_step.step_tensor.fill_(self.step)
         if not self.world.is_main:
             return
+        recorded = ckpt.read_meta(folder).get("data_transforms_sha256")
+        if recorded and recorded != self.transforms_sha256:
+            warnings.warn(
+                f"data.transforms={self.cfg.data.transforms or '(none)'} is not the pipeline checkpoint {folder} was "
+                f"trained with (SHA-256 {recorded[:12]}... then, {(self.transforms_sha256 or 'none')[:12]}... now): "
+                "the file was edited or replaced since, so the resumed run is not the one an uninterrupted run "
+                "would have been. Restore the file to continue it exactly.",
+                stacklevel=2,
+            )
         if note:
             console.print(note, highlight=False)
         aside = self.folder.set_aside_after(self.step)

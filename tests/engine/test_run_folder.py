@@ -366,3 +366,23 @@ def test_a_run_killed_in_its_final_evaluation_runs_it_on_resume(image_folder, tm
         assert Trainer(again, tmp_path / "run", resume=True).fit().name == "step_00000004"
     assert calls == [4]  # the second --resume found it done
     assert (tmp_path / "run" / "checkpoints" / "best" / "manifest.json").is_file()
+
+
+def test_resuming_with_an_edited_transforms_file_warns_naming_it(image_folder, tmp_path):
+    import albumentations as A
+
+    path = tmp_path / "aug.yaml"
+    A.save(A.Compose([A.HorizontalFlip()]), str(path), data_format="yaml")
+    sections = {"data": {"transforms": str(path)}, "train": {"max_steps": 2}}
+    _, plugin = tiny_dcgan(image_folder, **sections)
+    Trainer(plugin, tmp_path / "run").fit()
+    _, same = tiny_dcgan(image_folder, **{**sections, "train": {"max_steps": 3}})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "data.transforms")
+        Trainer(same, tmp_path / "run", resume=True).fit()  # unchanged: no warning
+    A.save(A.Compose([A.VerticalFlip()]), str(path), data_format="yaml")
+    _, edited = tiny_dcgan(image_folder, **{**sections, "train": {"max_steps": 4}})
+    with pytest.warns(UserWarning, match=rf"data.transforms={path} is not the pipeline .*step_00000003"):
+        Trainer(edited, tmp_path / "run", resume=True).fit()
