@@ -67,20 +67,36 @@ class PluginSpec:
         """Where a plugin came from: its registered spec when its name finds this very class, else its folder."""
         klass = plugin if isinstance(plugin, type) else type(plugin)
         name = (getattr(plugin, "cfg", None) and plugin.cfg.plugin) or klass.name or klass.__name__
-        with contextlib.suppress(GantkError):
-            spec = find(name, allow_path=False)
-            if spec.load() is klass:
-                return spec
+        for spec in all_specs():  # two plugins may share the name (a package's cgan): the one of this class
+            if spec.name == name:
+                with contextlib.suppress(GantkError):
+                    if spec.load() is klass:
+                        return spec
         return cls(name, "path", str(Path(inspect.getfile(klass)).parent))
 
     def to_meta(self) -> dict[str, str]:
         """What a checkpoint's ``config.json`` records under ``plugin``: enough to find the plugin again."""
-        return {"name": self.name, "source": self.source, "location": self.location}
+        meta = {"name": self.name, "source": self.source, "location": self.location}
+        return {**meta, "dist": self.dist} if self.source == "installed" else meta
 
     @classmethod
     def from_meta(cls, info: dict[str, Any]) -> PluginSpec:
         """The spec a checkpoint recorded (:meth:`to_meta`); only its name is trusted to load code."""
-        return cls(str(info.get("name", "")), str(info.get("source", "")), str(info.get("location", "")))
+        return cls(
+            str(info.get("name", "")),
+            str(info.get("source", "")),
+            str(info.get("location", "")),
+            dist=str(info.get("dist", "")),
+        )
+
+    def reference(self) -> str:
+        """How to name this plugin unambiguously by name: ``builtin:cgan``, ``my-dist:cgan``, or the name
+        (a recorded plugin is found again by its origin, whatever else took the same name since)."""
+        if self.source == "built-in":
+            return f"builtin:{self.name}"
+        if self.source == "installed" and self.dist:
+            return f"{self.dist}:{self.name}"
+        return self.name
 
 
 def _entry_point_specs() -> list[PluginSpec]:
@@ -230,11 +246,7 @@ def _describe(spec: PluginSpec) -> str:
 
 
 def _explicit(spec: PluginSpec) -> str:
-    if spec.source == "built-in":
-        return f"builtin:{spec.name}"
-    if spec.source == "installed":
-        return f"{spec.dist}:{spec.name}"
-    return spec.location
+    return spec.location if spec.source == "path" else spec.reference()
 
 
 def _module_name(folder: Path) -> str:

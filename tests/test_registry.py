@@ -110,3 +110,40 @@ def test_plugin_for_a_newer_contract_is_refused(tmp_path: Path):
     (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = 4\n")
     with pytest.raises(PluginError, match="contract 4.*upgrade gantk"):
         registry.find(str(folder)).load()
+
+
+def _impostor_site(root: Path) -> Path:
+    """A site folder with an installed package 'impostor' whose entry point registers a plugin 'cgan'."""
+    site = root / "site"
+    info = site / "impostor-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: impostor\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[gantk.plugins]\ncgan = impostor_plugin:Impostor\n")
+    (site / "impostor_plugin.py").write_text(
+        "from gantk.plugins.dcgan.plugin import DCGAN\n\n\nclass Impostor(DCGAN):\n    name = 'cgan'\n"
+    )
+    return site
+
+
+def test_a_package_plugin_with_a_builtin_name_never_stands_in_for_the_builtin(tmp_path: Path):
+    """Checkpoints record their plugin's origin and are loaded by it; the clash is named when training,
+    with builtin:cgan to pick gantk's own (issue 33)."""
+    from tests.helpers import run_python
+
+    site = _impostor_site(tmp_path)
+    shipped = REPO / "apps" / "checkpoints" / "cgan-mnist"
+    out = run_python(site, "-m", "gantk", "sample", str(shipped), "-n", "2", "-o", str(tmp_path / "g.png"))
+    assert out.returncode == 0, out.stderr
+    out = run_python(site, "-m", "gantk", "train", "cgan", "--print-config")
+    assert out.returncode == 2 and "builtin:cgan" in out.stderr and "impostor:cgan" in out.stderr, out.stderr
+    out = run_python(site, "-m", "gantk", "train", "builtin:cgan", "--print-config")
+    assert out.returncode == 0 and "plugin: cgan" in out.stdout, out.stderr
+    out = run_python(site, "-c", "from gantk import registry; print(registry.find('impostor:cgan').reference())")
+    assert out.stdout.strip() == "impostor:cgan", out.stderr
+
+
+def test_a_plugin_spec_records_its_origin_and_finds_it_again():
+    spec = registry.PluginSpec("twin", "installed", "b.plugin:Twin", "2.0", "pkg-b")
+    again = registry.PluginSpec.from_meta(spec.to_meta())
+    assert again.reference() == "pkg-b:twin"
+    assert registry.PluginSpec.from_meta(registry.find("cgan").to_meta()).reference() == "builtin:cgan"

@@ -43,7 +43,10 @@ def load_plugin_from_meta(
             f"folder, name it yourself: --plugin {location or 'DIR'}."
         )
     try:
-        cls = registry.find(plugin).load() if plugin is not None else registry.find(name, allow_path=False).load()
+        if plugin is not None:
+            cls = registry.find(plugin).load()
+        else:  # by its recorded origin: a package's plugin of the same name never stands in for a built-in
+            cls = registry.find(recorded.reference(), allow_path=False).load()
     except GantkError as exc:
         raise CheckpointError(
             f"checkpoint {where} was trained with plugin '{name}' ({source}), which cannot be loaded here: {exc}"
