@@ -25,6 +25,8 @@ from gantk.io.images import pil_image
 from gantk.plugin import generate_in_chunks
 
 JITTER = 0.25  # the paper's uniform noise scale for the variations of the result
+MAX_GROUPS = 8  # the paper's figures use 3 groups of 3; the figure has a row per group
+MAX_GROUP_SIZE = 32  # exemplars in one row of the figure
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,14 @@ def parse_expression(expr: str, count: int) -> list[Group]:
                 f"--expr '{expr}': index {bad[0]} is outside the grid of {count} samples (0 to {count - 1}); "
                 "use the -n and --seed of the numbered grid the indices come from."
             )
+        if len(indices) > MAX_GROUP_SIZE:
+            raise GantkError(
+                f"--expr: a group of {len(indices)} indices; at most {MAX_GROUP_SIZE} per group (each is a cell "
+                "of the figure's row; the paper averages 3)."
+            )
         groups.append(Group(sign, indices))
+        if len(groups) > MAX_GROUPS:
+            raise GantkError(f"--expr: more than {MAX_GROUPS} groups (each is a row of the figure; the paper uses 3).")
         pos = match.end()
     return groups
 

@@ -26,6 +26,8 @@ def test_parse_expression():
         ("1,,2", "not a list of grid indices"),
         ("1,64", "index 64 is outside the grid of 64 samples"),
         ("a - b", "'a' is not a list"),
+        (",".join(["1"] * 20_000), "a group of 20000 indices; at most 32"),  # a 1.36 Mpx-wide figure before
+        (" + ".join(["1"] * 9), "more than 8 groups"),
     ]:
         with pytest.raises(GantkError, match=message):
             parse_expression(expr, 64)
