@@ -24,7 +24,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gantk import staging
 from gantk.errors import GantkError
 from gantk.io import checkpoint as ckpt
 from gantk.io.generators import load_generator
@@ -126,12 +126,13 @@ def export_model(
         expected_other = model(*other.values()).float()
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    staging.remove_stale(dest)  # what a killed export of the same name left
+    tmp = staging.staging_folder(dest)
     try:
         path = tmp / MODEL_FILES[fmt]
         try:
             _write(fmt, model, inputs, path)
-        except GantkError:
+        except (GantkError, OSError):
             raise
         except Exception as exc:  # the exporter's own refusal (an op it cannot express): one paragraph
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -169,7 +170,11 @@ def export_model(
         meta = json.loads((folder / ckpt.CONFIG).read_text(encoding="utf-8"))
         (tmp / ckpt.CONFIG).write_text(json.dumps({**meta, "generator": network}, indent=2), encoding="utf-8")
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        staging.apply_umask(tmp)
         os.replace(tmp, dest)
+    except OSError as exc:  # a full disk, a quota: nothing half-written stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GantkError(f"could not write the export {dest}: {exc.strerror or exc}. Nothing was written.") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -190,7 +195,12 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecated upstream; the parity check decides
             traced = torch.jit.trace(model, args, check_trace=False)
-        traced.save(str(path))
+            buffer = io.BytesIO()  # torch.jit.save to a path aborts the process (C++) on a full disk
+            torch.jit.save(traced, buffer)
+        with open(path, "wb") as fh:
+            fh.write(buffer.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
         return
     try:
         import onnxscript  # noqa: F401 - torch.onnx's exporter needs it

@@ -161,3 +161,33 @@ def test_a_generator_the_exporter_cannot_express_is_one_paragraph(dcgan_run, tmp
     with pytest.raises(GantkError, match=r"could not export .*RuntimeError: unsupported operator aten::weird Nothing"):
         export_model(dcgan_run, tmp_path / "x", "onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_a_torchscript_export_is_one_paragraph_and_leaves_nothing(dcgan_run, tmp_path, monkeypatch):
+    """torch.jit.save to a path aborted the process (SIGABRT) on a full disk and left a .tmp-* folder."""
+    import errno
+
+    from gantk import deploy
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(deploy.os, "fsync", full)
+    with pytest.raises(GantkError, match=r"could not write the export .*full: No space left on device. Nothing"):
+        export_model(dcgan_run, tmp_path / "full", "torchscript")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_has_the_modes_of_the_umask_and_takes_a_long_legal_name(dcgan_run, tmp_path):
+    import os
+    import stat
+
+    name = "g" * 245  # legal (255 bytes at most); the temporary folder's suffix once made it too long
+    old = os.umask(0o022)
+    try:
+        export_model(dcgan_run, tmp_path / name, "torchscript")
+    finally:
+        os.umask(old)
+    folder = tmp_path / name
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}

@@ -8,16 +8,18 @@ interrupted download never leaves a half-written dataset folder behind.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
-import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from gantk import staging
 from gantk.data.cards import DatasetCard, RemoteFile
 from gantk.errors import DataError
 
@@ -26,8 +28,28 @@ class UnverifiedDownloadWarning(UserWarning):
     """A file was downloaded whose publisher gives no checksum; only its layout was checked."""
 
 
-def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0) -> Path:
+MAX_BYTES = 16 << 30  # no dataset card names a larger file; a server that never stops is cut off here
+STALL_BYTES = 16 << 10  # fewer bytes than this in a whole stall window: the transfer has stalled
+
+
+class Limits:
+    """How long and how much one download may take: ``timeout`` per socket read (no byte at all),
+    ``stall_s`` a window in which fewer than ``STALL_BYTES`` arrived (a server dribbling a byte at a
+    time), ``total_s`` the whole file, ``max_bytes`` its size."""
+
+    def __init__(
+        self, timeout: float = 60.0, stall_s: float = 120.0, total_s: float = 6 * 3600.0, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self.timeout, self.stall_s, self.total_s, self.max_bytes = timeout, stall_s, total_s, max_bytes
+
+
+class _TooSlow(Exception):
+    """One URL failed a limit: its reason goes to the user with the URL; the mirrors are tried next."""
+
+
+def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0, limits: Limits | None = None) -> Path:
     """Fetch every file of ``card`` into ``dest`` (which must not hold data yet) and return ``dest``."""
+    limits = limits or Limits(timeout)
     if not card.files:
         raise DataError(
             f"dataset '{card.name}' is not here and its card {card.path} lists nothing to download; place it in "
@@ -37,12 +59,13 @@ def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0) -> Pa
         raise DataError(f"cannot download dataset '{card.name}' into {dest}: the folder exists and is not empty.")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        staging.remove_stale(dest, "partial")  # what a killed download left
+        tmp = staging.staging_folder(dest, "partial")
     except OSError as exc:
         raise DataError(f"cannot download dataset '{card.name}' into {dest}: {exc.strerror or exc}.") from None
     try:
         for remote in card.files:
-            archive = _fetch(remote, tmp / ".download", timeout)
+            archive = _fetch(remote, tmp / ".download", limits)
             if remote.extract:
                 _extract(archive, tmp, remote.strip)
                 archive.unlink()
@@ -61,8 +84,9 @@ def download_dataset(card: DatasetCard, dest: Path, timeout: float = 60.0) -> Pa
     return dest
 
 
-def _fetch(remote: RemoteFile, folder: Path, timeout: float) -> Path:
-    """Stream one file to ``folder`` while hashing it; try mirrors on network errors."""
+def _fetch(remote: RemoteFile, folder: Path, limits: Limits) -> Path:
+    """Stream one file to ``folder`` while hashing it; try mirrors on network errors and on a transfer
+    that stalls, runs too long, grows too large, or ends short of its announced length."""
     folder.mkdir(parents=True, exist_ok=True)
     name = PurePosixPath(remote.url.split("?")[0]).name or "download"
     target = folder / name
@@ -70,13 +94,16 @@ def _fetch(remote: RemoteFile, folder: Path, timeout: float) -> Path:
     for url in (remote.url, *remote.mirrors):
         sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-                while chunk := response.read(1 << 20):
+            with urllib.request.urlopen(url, timeout=limits.timeout) as response, open(target, "wb") as out:
+                for chunk in _chunks(response, limits):
                     sha256.update(chunk)
                     md5.update(chunk)
                     out.write(chunk)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
+        except _TooSlow as exc:
+            failures.append(f"{url}: {exc}")
+            continue
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            failures.append(f"{url}: {getattr(exc, 'reason', None) or exc or type(exc).__name__}")
             continue
         if remote.sha256 and sha256.hexdigest() != remote.sha256.lower():
             raise DataError(
@@ -100,6 +127,34 @@ def _fetch(remote: RemoteFile, folder: Path, timeout: float) -> Path:
         f"could not download {remote.url}: {'; '.join(failures)}. Without internet access, put the data "
         "in place by hand (see the dataset card) or point at it with --data PATH or $GANTK_DATA."
     )
+
+
+def _chunks(response, limits: Limits):
+    """The response's bytes as they arrive (``read1``: never waits for a full buffer), within ``limits``."""
+    announced = response.headers.get("Content-Length")
+    announced = int(announced) if announced and announced.isdigit() else None
+    if announced is not None and announced > limits.max_bytes:
+        raise _TooSlow(f"it announces {announced:,} bytes, more than the {limits.max_bytes:,} a download may take")
+    start = window = time.monotonic()
+    received = in_window = 0
+    while chunk := response.read1(1 << 20):
+        received += len(chunk)
+        in_window += len(chunk)
+        now = time.monotonic()
+        if received > limits.max_bytes:
+            raise _TooSlow(f"it sent more than the {limits.max_bytes:,} bytes a download may take")
+        if now - start > limits.total_s:
+            raise _TooSlow(f"the download took longer than {limits.total_s:g} s ({received:,} bytes so far)")
+        if now - window >= limits.stall_s:
+            if in_window < STALL_BYTES:
+                raise _TooSlow(
+                    f"the transfer stalled: {in_window:,} bytes in the last {now - window:.0f} s "
+                    f"({received:,} bytes so far)"
+                )
+            window, in_window = now, 0
+        yield chunk
+    if announced is not None and received != announced:
+        raise _TooSlow(f"the transfer ended after {received:,} of the {announced:,} bytes announced (truncated)")
 
 
 def _safe_member(name: str, strip: str) -> PurePosixPath | None:

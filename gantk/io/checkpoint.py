@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from gantk import staging
 from gantk.errors import CheckpointError
 from gantk.io.state import pack, unpack
 
@@ -86,7 +86,8 @@ def save_checkpoint(
 ) -> Path:
     """Atomically write a checkpoint to ``folder`` (replacing an older one of the same name)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    staging.remove_stale(folder)  # what a killed write of the same name left
+    tmp = staging.staging_folder(folder)
     try:
         files = {}
         for name, state in networks.items():
@@ -103,9 +104,10 @@ def save_checkpoint(
         _write_json(
             tmp / MANIFEST, {"format": FORMAT_VERSION, "step": meta.get("step"), "files": sizes, "sha256": sums}
         )
+        staging.apply_umask(tmp)  # mkdtemp's 0700 and safetensors' 0600 would keep an export to one account
         _fsync_dir(tmp)
         if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            old = staging.staging_folder(folder, "old")
             os.replace(folder, old)
             os.replace(tmp, folder)
             shutil.rmtree(old, ignore_errors=True)

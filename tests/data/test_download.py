@@ -153,3 +153,75 @@ def test_a_card_without_files_says_where_to_put_the_data(tmp_path: Path):
     with pytest.raises(DataError, match=r"lists nothing to download; place it in .*sr"):
         download_dataset(card, tmp_path / "sr")
     assert not (tmp_path / "sr").exists()
+
+
+@pytest.fixture
+def odd_server():
+    """A server that misbehaves by path: /dribble sends a byte every 20 ms without end, /short announces
+    1,000 bytes and sends 10, /big sends 100 bytes."""
+    import time
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            if self.path == "/dribble":
+                self.send_header("Content-Length", str(10**9))
+                self.end_headers()
+                try:
+                    for _ in range(2000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                except OSError:
+                    return
+            elif self.path == "/short":
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b"0123456789")
+            else:
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.write(b"y" * 100)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "limits", "message"),
+    [
+        ("/dribble", {"stall_s": 0.3}, r"/dribble: the transfer stalled: \d+ bytes in the last"),
+        ("/dribble", {"total_s": 0.3, "stall_s": 100}, r"/dribble: the download took longer than 0.3 s"),
+        ("/short", {}, r"/short: the transfer ended after 10 of the 1,000 bytes announced \(truncated\)"),
+        ("/big", {"max_bytes": 10}, r"/big: it announces 100 bytes, more than the 10"),
+    ],
+)
+def test_a_stalled_endless_truncated_or_oversized_download_is_refused_naming_the_url(
+    odd_server, tmp_path, path, limits, message
+):
+    """Even for a card without a checksum, where a truncated file used to be accepted (issues 30, 33)."""
+    from gantk.data.download import Limits
+
+    remote = RemoteFile(url=f"{odd_server}{path}", save_as="f.bin")
+    card = DatasetCard(name="odd", kind="image_folder", description="", files=(remote,))
+    dest = tmp_path / "datasets" / "odd"
+    with pytest.raises(DataError, match=message):
+        download_dataset(card, dest, limits=Limits(**limits))
+    assert list(dest.parent.iterdir()) == []  # no .partial-* folder kept
+
+
+def test_a_partial_folder_a_killed_download_left_is_removed(server, tmp_path: Path):
+    root, base = server
+    digest = _tar(root, "toy.tar.gz", {"toy/train/a.txt": b"a"})
+    dest = tmp_path / "datasets" / "toy"
+    dest.parent.mkdir(parents=True)
+    (dest.parent / ".toy.partial-999999999-xyz").mkdir()  # its process is gone
+    download_dataset(_card(f"{base}/toy.tar.gz", digest, expect={"train/*.txt": 1}), dest)
+    assert [p.name for p in dest.parent.iterdir()] == ["toy"]

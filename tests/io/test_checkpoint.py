@@ -126,3 +126,33 @@ def test_checkpoints_are_ordered_by_their_recorded_step_and_copies_are_ignored(t
     names = [p.name for p in step_checkpoints(run)]
     assert names == ["step_00000002", "step_99", "step_00000004", "step_00000006"]
     assert find_checkpoint(run).name == "step_00000006"
+
+
+@pytest.mark.parametrize(("mask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_a_checkpoint_has_the_modes_the_umask_gives(tmp_path, mask, folder_mode, file_mode):
+    """Not mkdtemp's 0700 and safetensors' 0600 whatever the umask: an export is shipped to others."""
+    import os
+    import stat
+
+    old = os.umask(mask)
+    try:
+        folder = _save(tmp_path / ("c" * 250))  # a long legal name: the temporary name is cut, never this one
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == folder_mode
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {file_mode}
+
+
+def test_temporaries_of_a_killed_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    import os
+
+    from gantk import staging
+
+    dest = tmp_path / "step_00000001"
+    dead = tmp_path / ".step_00000001.tmp-999999999-abc"  # no such process
+    live = tmp_path / f".step_00000001.tmp-{os.getppid()}-abc"  # the test runner's parent: alive
+    dead.mkdir()
+    live.mkdir()
+    _save(dest)
+    assert not dead.exists() and live.exists()
+    assert staging.stale_staging(dest) == []
