@@ -191,3 +191,22 @@ def test_an_export_has_the_modes_of_the_umask_and_takes_a_long_legal_name(dcgan_
     folder = tmp_path / name
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_eval_probe_and_export_of_an_export_say_it_is_an_export(dcgan_run, tmp_path, capsys, fmt):
+    """They said "checkpoint is incomplete" (issue 33)."""
+    from gantk.cli import main
+
+    export_model(dcgan_run, tmp_path / "x", fmt)
+    for command in (
+        ["eval", str(tmp_path / "x"), "-o", str(tmp_path / "e")],
+        ["probe", str(tmp_path / "x"), "--data", "mnist", "-o", str(tmp_path / "p")],
+        ["export", str(tmp_path / "x"), "-o", str(tmp_path / "y")],
+    ):
+        capsys.readouterr()
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert f"is an export (gantk export --format {fmt}" in err and "Traceback" not in err, err
+        assert "step_00000002" in err  # the checkpoint it came from
+    assert not (tmp_path / "y").exists() and not (tmp_path / "p").exists()

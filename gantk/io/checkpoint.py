@@ -34,6 +34,7 @@ from gantk.io.state import pack, unpack
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+EXPORT_INFO = "export.json"  # what gantk export writes beside an ONNX or TorchScript model
 CONFIG = "config.json"
 STATE = "training_state"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
@@ -164,6 +165,8 @@ def find_checkpoint(path: Path, which: str = "last") -> Path:
         )
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; expected a run folder or a checkpoint folder.")
+    if (path / EXPORT_INFO).is_file():
+        raise CheckpointError(_export_message(path))
     if (path / MANIFEST).exists() or (path / CONFIG).exists():
         if not is_complete(path):
             raise CheckpointError(f"checkpoint {path} is incomplete (missing or short files against {MANIFEST}).")
@@ -177,6 +180,19 @@ def find_checkpoint(path: Path, which: str = "last") -> Path:
     if not found:
         raise CheckpointError(f"{path} holds no complete checkpoint (looked for {path}/checkpoints/step_*/{MANIFEST}).")
     return found[-1]
+
+
+def _export_message(path: Path) -> str:
+    try:
+        info = json.loads((path / EXPORT_INFO).read_text(encoding="utf-8"))
+        fmt, source = str(info.get("format", "?")), str(info.get("from", ""))
+    except (OSError, ValueError, AttributeError):
+        fmt, source = "?", ""
+    return (
+        f"{path} is an export (gantk export --format {fmt}: the generator for another runtime), not a checkpoint. "
+        "gantk sample, translate, upscale and the apps run an ONNX export; evaluation, probing, exporting and "
+        f"resuming need the checkpoint it was exported from{f' ({source})' if source else ''}."
+    )
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -14,9 +14,7 @@ import torch
 from torch import nn
 
 from gantk.errors import GantkError
-
-#: the description an export folder carries beside its model file
-EXPORT_INFO = "export.json"
+from gantk.io.checkpoint import EXPORT_INFO  # the description an export folder carries beside its model file
 
 
 class OnnxGenerator(nn.Module):
