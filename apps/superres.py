@@ -26,7 +26,7 @@ from app_common import CACHE_SECONDS, IMAGE_BUTTONS, QUEUE, ScratchFiles, choose
 
 from gantk.data.images import open_image
 from gantk.errors import GantkError
-from gantk.upscale import bicubic_image, load_upscaler, upscale_image
+from gantk.upscale import bicubic_image, displayable, load_upscaler, upscale_image
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = HERE / "checkpoints" / "srresnet-x4"
@@ -80,7 +80,7 @@ class Upscaler:
         if size > MAX_UPLOAD_BYTES:
             raise gr.Error(f"{name} is {size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.1f} MB.")
         try:
-            image = open_image(path, self.max_pixels)
+            image = displayable(open_image(path, self.max_pixels))  # CMYK, LAB, float: shown and saved as PNG
         except GantkError as exc:
             raise gr.Error(str(exc).replace(str(Path(path).parent) + os.sep, "")) from None
         progress(0, desc="upscaling")

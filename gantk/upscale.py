@@ -41,8 +41,23 @@ def load_upscaler(
     return plugin, G
 
 
+def displayable(img: Image.Image) -> Image.Image:
+    """``img`` in a mode PNG holds and bicubic resizes: CMYK, LAB, HSV, YCbCr as RGB, float and 32-bit
+    grey as 8-bit grey, premultiplied alpha as plain alpha (a TIFF or JPEG upload may come in any)."""
+    if img.mode in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        return img
+    if img.mode in ("F", "I", "I;16", "I;16B", "I;16L"):
+        return to_mode(img, 1)
+    if img.mode == "La":  # Pillow converts nothing from it: same bytes, read as straight alpha
+        return Image.frombytes("LA", img.size, img.tobytes())
+    if img.mode in ("RGBa", "PA"):
+        return img.convert("RGBA")
+    return img.convert("RGB")
+
+
 def upscale_image(plugin, G: torch.nn.Module, img: Image.Image, progress: Progress | None = None) -> Image.Image:
     """Super-resolve one Pillow image with an SR plugin's ``upscale``; keeps grey as grey and alpha as alpha."""
+    img = displayable(img)
     grey = img.mode in GREY_MODES or (img.mode == "P" and _palette_is_grey(img))
     alpha = None
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):

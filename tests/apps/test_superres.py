@@ -127,3 +127,15 @@ def test_browser_upscales_an_example(serve_script, tmp_path):
         target = REPO / os.environ["GANTK_SCREENSHOTS"] / "superres-app.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "F", "LAB", "I"])
+def test_uploads_in_any_mode_are_served_as_png(client, tmp_path, mode):
+    """CMYK / F / LAB uploads failed after the model ran: 'cannot write mode CMYK as PNG' (issue 33)."""
+    rgb = Image.fromarray(np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8))
+    image = rgb.convert("L").convert(mode) if mode in ("F", "I") else rgb.convert(mode)
+    image.save(tmp_path / "in.tif")
+    (bicubic, model), download = _call(client, tmp_path / "in.tif")
+    sizes = {Image.open(p).size for p in (bicubic, model, download)}
+    assert sizes == {(44, 36)}
+    assert Image.open(model).mode == ("L" if mode in ("F", "I") else "RGB")
