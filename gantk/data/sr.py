@@ -38,8 +38,12 @@ def bicubic_downscale(images: Tensor, scale: int) -> Tensor:
     return F.interpolate(images, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
 
 
-def hr_patches(roots: Path | Sequence[Path], patch: int, stride: int, channels: int = 3) -> TensorDataset:
-    """Grid crops of every image under ``roots``; ``dataset.skipped`` counts images smaller than ``patch``."""
+def hr_patches(
+    roots: Path | Sequence[Path], patch: int, stride: int, channels: int = 3, limit: int = 0
+) -> TensorDataset:
+    """Grid crops of every image under ``roots``; ``dataset.skipped`` counts images smaller than ``patch``.
+
+    ``limit`` (``data.limit``) keeps the first that many crops, and reads no image past them."""
     roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     files = []
     for root in roots:
@@ -50,6 +54,8 @@ def hr_patches(roots: Path | Sequence[Path], patch: int, stride: int, channels: 
     root = ", ".join(map(str, roots))
     crops, small = [], []
     for path in files:
+        if limit and len(crops) >= limit:
+            break
         image = read_image(path, channels)
         h, w = image.shape[-2:]
         if h < patch or w < patch:
@@ -65,7 +71,7 @@ def hr_patches(roots: Path | Sequence[Path], patch: int, stride: int, channels: 
         )  # fmt: skip
     if not crops:
         raise DataError(f"no image in {root} is at least {patch}x{patch} pixels, the training tile (data.tile).")
-    dataset = TensorDataset({"image": torch.stack(crops)}, channels)
+    dataset = TensorDataset({"image": torch.stack(crops[: limit or None])}, channels)
     dataset.skipped = len(small)
     return dataset
 

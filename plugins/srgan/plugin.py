@@ -136,7 +136,7 @@ class SRGAN(GanPlugin):
                 f"SR training folder(s) {', '.join(missing)} do not exist (data.train_sets={d.train_sets} under "
                 f"data.name={d.name!r}); to train on the images of {root} itself, set data.train_sets=[]."
             )
-        dataset = hr_patches(folders, d.tile, d.stride, d.channels or 3)
+        dataset = hr_patches(folders, d.tile, d.stride, d.channels or 3, d.limit)
         log.info(
             "SR training data: %d tiles of %dx%d from %s", len(dataset), d.tile, d.tile, ", ".join(map(str, folders))
         )

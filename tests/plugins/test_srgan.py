@@ -184,3 +184,12 @@ def test_evaluate_adds_lpips_with_weights_and_writes_the_protocol(sr_data, tmp_p
     assert "Bench/lpips" not in plain.evaluate({"G": BicubicG()}, plain_ctx) and "lpips" not in plain_ctx.protocol
     with pytest.raises(ConfigError, match=r"nope.pth does not exist \(eval.lpips_weights\)"):
         tiny_srgan(sr_data, eval={"lpips_weights": str(tmp_path / "nope.pth")}, train={"eval_every": 5}).check_config()
+
+
+def test_data_limit_keeps_the_first_tiles(tmp_path):
+    """SRGAN ignored data.limit (issue 33)."""
+    root = write_sr_data(tmp_path / "sr")
+    full = len(tiny_srgan(root).build_dataset())
+    limited = tiny_srgan(root, data={"limit": 3}).build_dataset()
+    assert full > 3 and len(limited) == 3
+    assert torch.equal(limited.tensors["image"], tiny_srgan(root).build_dataset().tensors["image"][:3])
