@@ -38,6 +38,13 @@ def check_config(plugin: GanPlugin) -> None:
             f"'{cfg.plugin}' opts out of augmentation (its augment_network is empty: its losses need D to see "
             "images as they are). Leave train.augment.policy empty for it."
         )
+    augment = cfg.train.augment
+    if augment.adaptive and not augment.policy:
+        raise ConfigError(
+            "config key 'train.augment.adaptive' is true, but train.augment.policy is empty: ADA steers the "
+            "probability of the policy's transforms, and with none there is nothing to steer. Set a policy "
+            "(train.augment.policy=[color,translation,cutout]) or leave adaptive false."
+        )
     evaluation = getattr(cfg, "eval", None)
     weights = evaluation.fid_weights if isinstance(evaluation, EvalConfig) else ""
     if weights and cfg.train.eval_every and not Path(weights).is_file():  # not after eval_every steps of training

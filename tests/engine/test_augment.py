@@ -139,3 +139,10 @@ def test_ada_without_real_logits_is_refused_at_the_first_step(tmp_path):
     with pytest.raises(StepFailed, match="ctx.observe_real"):
         Trainer(plugin, tmp_path / "run", spec).fit()
     assert step_checkpoints(tmp_path / "run") == []
+
+
+def test_ada_without_a_policy_is_refused_before_the_data_is_read(tmp_path):
+    """adaptive=true with an empty policy was silently ignored (issue 33)."""
+    _, plugin = tiny_dcgan(tmp_path / "no-such-data", train={"augment": {"adaptive": True}})
+    with pytest.raises(ConfigError, match=r"train.augment.adaptive' is true, but train.augment.policy is empty"):
+        check_config(plugin)
