@@ -41,7 +41,7 @@ from gantk.console import progress
 from gantk.errors import CheckpointError, ConfigError
 from gantk.io.checkpoint import sha256
 from gantk.io.images import to_uint8
-from gantk.io.weights import read_state_dict
+from gantk.io.weights import check_weights_file, read_state_dict
 
 log = logging.getLogger("gantk")
 
@@ -50,6 +50,7 @@ WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
 FEATURES = 2048
+MIN_FEATURE_VARIANCE = 1e-6  # total over the 2048 dims; a trained Inception gives tens, random weights ~1e-15
 
 
 def _require_torch_fidelity() -> None:
@@ -148,6 +149,8 @@ def inception_score(logits: Tensor, splits: int = 10, seed: int = 0) -> dict[str
 class PixelFeatures(nn.Module):
     """The weight-free stand-in: uint8 images shrunk to 16x16 (area), flattened, in [0, 1]."""
 
+    DIMS = 3 * 16 * 16  # of RGB images (uint8_rgb)
+
     def forward(self, images: Tensor) -> Tensor:
         x = F.interpolate(images.float() / 255.0, size=(16, 16), mode="area", antialias=False)
         return x.flatten(1)
@@ -183,6 +186,8 @@ class FeatureSpace:
     ) -> None:
         self.device = torch.device(device)
         self.weights = str(weights)
+        if weights:  # a FIFO or /dev/zero would be hashed until killed
+            check_weights_file(weights, "FID Inception weights", "eval.fid_weights")
         self.weights_sha256 = sha256(Path(weights)) if weights else ""
         if weights:
             self.name = f"inception-{self.weights_sha256[:16]}"
@@ -228,13 +233,32 @@ class FeatureSpace:
         if key in self._memory:
             return self._memory[key]
         path = self.cache_dir / f"{self.name}-{key}.safetensors"
-        feats = _read_cache(path)
+        feats = _read_cache(path, len(images), self.dims)
         if feats is None:
             log.info("computing reference features of %d real images (cached in %s)", len(images), path)
             feats = self.features(images, what="real (reference)")
+            self._check_varied(feats)
             _write_cache(path, feats)
         self._memory[key] = feats
         return feats
+
+    @property
+    def dims(self) -> int:
+        return FEATURES if self.weights_sha256 else PixelFeatures.DIMS
+
+    def _check_varied(self, feats: Tensor) -> None:
+        """Features of different real images must differ: an untrained network of the right shape (random
+        weights) maps every image to nearly the same point, and every FID is then 0.0000."""
+        if len(feats) < 2 or not self.weights_sha256:
+            return
+        spread = float(feats.var(dim=0).sum())
+        if not spread > MIN_FEATURE_VARIANCE:
+            raise ConfigError(
+                f"the FID network's features of {len(feats)} real images do not vary (total variance {spread:.3g}): "
+                f"eval.fid_weights {self.weights} is not a trained FID Inception (random or damaged weights of the "
+                "right shape give every model FID 0.0000), or the reference images are all the same. Use the TF "
+                f"FID Inception weights ({WEIGHTS_FILE}, see docs/metrics.md)."
+            )
 
 
 #: how the FID network sees an image: torch-fidelity's TensorFlow-compatible resize, inside the network
@@ -246,17 +270,30 @@ def images_sha256(images: Tensor) -> str:
     return hashlib.sha256(uint8_rgb(images).contiguous().numpy().tobytes()).hexdigest()
 
 
-def _read_cache(path: Path) -> Tensor | None:
+def _read_cache(path: Path, rows: int, dims: int) -> Tensor | None:
+    """Cached reference features, or None (recompute) for an entry that fails its checks: a torn or
+    foreign file, another shape than ``rows`` x ``dims``, values that are not finite, or all zeros."""
     if not path.is_file():
         return None
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path))["features"].double()
+        feats = load_file(str(path))["features"].double()
     except (OSError, SafetensorError, KeyError) as exc:  # a torn or foreign file: recompute, then replace it
         log.warning("ignoring unreadable reference-feature cache %s (%s); recomputing", path, exc)
         return None
+    problem = ""
+    if tuple(feats.shape) != (rows, dims):
+        problem = f"shape {tuple(feats.shape)}, expected ({rows}, {dims})"
+    elif not torch.isfinite(feats).all():
+        problem = "values that are not finite"
+    elif not feats.any():
+        problem = "all zeros"
+    if problem:
+        log.warning("ignoring reference-feature cache %s (%s); recomputing", path, problem)
+        return None
+    return feats
 
 
 def _write_cache(path: Path, feats: Tensor) -> None:

@@ -29,3 +29,31 @@ def test_both_formats_are_read_and_code_is_refused(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="cannot read test weights"):
         read_state_dict(tmp_path / "bad.safetensors", "test weights", "loss.w")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: torch.save(torch.zeros(3), p), r"holds Tensor, not a state dict"),
+        (lambda p: torch.save("weights", p), r"holds str, not a state dict"),
+        (lambda p: torch.save([torch.zeros(3)], p), r"holds list, not a state dict"),
+        (lambda p: torch.save({"w": torch.tensor([1.0, float("nan")])}, p), r"damaged: tensor 'w' holds NaN"),
+        (lambda p: torch.save({"w": 3}, p), r"a dict with other values than tensors"),
+    ],
+    ids=["tensor", "string", "list", "nan", "not-tensors"],
+)
+def test_a_file_that_is_not_a_finite_state_dict_is_refused_by_name(tmp_path, make, message):
+    """These gave tracebacks, and NaN FID weights an MKL crash (exit 139) (issue 30)."""
+    path = tmp_path / "w.pth"
+    make(path)
+    with pytest.raises(CheckpointError, match=rf"{path}.*{message}|{message}.*"):
+        read_state_dict(path, "FID Inception weights", "eval.fid_weights")
+
+
+def test_a_device_a_fifo_or_a_folder_is_refused_without_reading_it(tmp_path):
+    """/dev/zero and a FIFO were read (hashed) until killed (issue 30)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, kind in (("/dev/zero", "device or special file"), (fifo, "FIFO"), (tmp_path, "folder")):
+        with pytest.raises(ConfigError, match=rf"{path} is a {kind}, not a regular file \(eval.fid_weights\)"):
+            read_state_dict(path, "FID Inception weights", "eval.fid_weights")

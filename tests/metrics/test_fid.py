@@ -148,3 +148,31 @@ def test_the_inception_score_is_refused_for_weights_without_logits(weights_witho
     plain = fid.DistributionScores(weights_without_logits, "cpu", tmp_path)  # FID needs no logits: still fine
     real, fake = torch.rand(6, 3, 32, 32) * 2 - 1, torch.rand(6, 3, 32, 32) - 1
     assert "inception_score" not in plain(fake, real) and "inception_score_splits" not in plain.protocol(fake, real)
+
+
+def test_a_cache_entry_that_fails_its_checks_is_recomputed(tmp_path, caplog):
+    """A cached file of the wrong shape, 1-D, NaN or zeros gave a torchmetrics traceback (issue 30)."""
+    from safetensors.torch import save_file
+
+    from gantk.metrics.fid import FeatureSpace
+
+    space = FeatureSpace(cache_dir=tmp_path)
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    good = space.reference(images).clone()
+    (entry,) = tmp_path.glob("*.safetensors")
+    for bad in (torch.zeros(6, 5), torch.zeros(768), torch.full((6, 768), float("nan")), torch.zeros(6, 768)):
+        save_file({"features": bad}, str(entry))
+        caplog.clear()
+        again = FeatureSpace(cache_dir=tmp_path).reference(images)
+        assert torch.allclose(again, good.float().double()) and "recomputing" in caplog.text
+
+
+def test_features_that_do_not_vary_are_refused_as_untrained_weights(fid_weights):
+    """Random weights of the right shape map every image to about one point: FID 0.0000 (issue 33)."""
+    from gantk.errors import ConfigError
+    from gantk.metrics.fid import FeatureSpace
+
+    space = FeatureSpace(fid_weights)
+    with pytest.raises(ConfigError, match=r"features of 4 real images do not vary .*not a trained FID Inception"):
+        space._check_varied(torch.full((4, 2048), 2e-8) + 1e-9 * torch.randn(4, 2048))
+    space._check_varied(torch.rand(4, 2048))  # a trained network's features spread: no error
