@@ -428,23 +428,56 @@ def _strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_torchrun(nproc: int, argv: list[str]) -> None:
-    """Replace this process by torchrun running ``gantk`` on ``nproc`` local processes."""
+def launch_torchrun(nproc: int, argv: list[str], device: str | None = None) -> int:
+    """Run ``gantk`` on ``nproc`` local processes under torchrun's launcher (in this process); returns
+    the exit code of the first process that failed, 0 when all finished.
+
+    Each process prints its own message (rank 0 for all, in gantk's words); torchrun's own report of
+    the failure (an ERROR log line, a ``ChildFailedError`` traceback and a box naming the ranks) would
+    only repeat it with a traceback, so it is left out (``GANTK_DEBUG=1`` keeps it)."""
     if os.environ.get("WORLD_SIZE"):
         raise GantkError("--nproc was given inside a torchrun job; drop it (torchrun already set the processes).")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "gantk",
-        *_strip_nproc(argv),
-    ]
-    print("gantk: " + " ".join(command[1:]), file=sys.stderr)
+    import logging
+
+    import torch
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    rest = _strip_nproc(argv)
+    gpus = torch.cuda.device_count() if device != "cpu" else 0
+    cores = os.cpu_count() or 1
+    if gpus:
+        print(f"gantk: --nproc {nproc}: {nproc} processes, one per GPU (NCCL) of the {gpus} here", file=sys.stderr)
+    else:
+        print(
+            f"gantk: --nproc {nproc}: {nproc} CPU processes on this machine (gloo; "
+            f"{'no GPU here' if device != 'cpu' else '--device cpu'}), each with 1/{nproc} of train.batch_size",
+            file=sys.stderr,
+        )
+        if nproc > cores:
+            warnings.warn(
+                f"--nproc {nproc} starts more processes than the {cores} CPU core(s) here: they compete for the "
+                "cores, and the run is slower than with fewer. Data-parallel training on a CPU pays off only "
+                "with a core (or more) per process.",
+                stacklevel=2,
+            )
+    # torchrun sets 1 thread per process (with a warning) unless told; a CPU run splits the cores instead
+    os.environ.setdefault("OMP_NUM_THREADS", str(1 if gpus else max(1, cores // nproc)))
+    print(f"gantk: torchrun --standalone --nproc_per_node={nproc} -m gantk {' '.join(rest)}", file=sys.stderr)
     sys.stderr.flush()
-    os.execv(sys.executable, command)
+    launcher = get_args_parser().parse_args(["--standalone", f"--nproc_per_node={nproc}", "-m", "gantk", *rest])
+    debug = bool(os.environ.get("GANTK_DEBUG"))
+    if not debug:
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(launcher)
+    except ChildFailedError as exc:
+        if debug:
+            raise
+        codes = [failure.exitcode for _, failure in sorted(exc.failures.items())]
+        first = next((c for c in codes if c), 1)
+        return first if first > 0 else 128 - first  # killed by signal N: the shell's 128 + N
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -456,7 +489,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.nproc < 1:
             raise GantkError(f"--nproc must be at least 1; got {args.nproc}.")
         if args.nproc > 1 and not args.print_config:
-            launch_torchrun(args.nproc, args.argv)
+            return launch_torchrun(args.nproc, args.argv, args.device)
     from gantk import registry
     from gantk.config import to_dict
     from gantk.engine import train
@@ -953,25 +986,57 @@ def main(argv: list[str] | None = None) -> int:
             kind = "" if isinstance(exc, TrainingStopped) else "error: "  # a requested stop is not an error
             print(f"gantk: {kind}{rank}{exc}", file=sys.stderr)
         return exc.exit_code
-    except RuntimeError as exc:
-        if os.environ.get("GANTK_DEBUG") or not (world.distributed and _lost_peer(exc)):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(
-            f"gantk: error: {rank}lost contact with the other processes of this job (one of them failed or was "
-            f"stopped; its own message is above): {first}",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as exc:  # a file system refusal no check foresaw (permissions, a vanished folder, a full disk)
-        if os.environ.get("GANTK_DEBUG"):
-            raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"gantk: error: {rank}{exc.strerror or exc}{where}. GANTK_DEBUG=1 shows where.", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("gantk: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if os.environ.get("GANTK_DEBUG"):
+            raise
+        print(f"gantk: error: {rank}{_unexpected(exc, world.distributed)}", file=sys.stderr)
+        return 1
+
+
+def _unexpected(exc: Exception, distributed: bool) -> str:
+    """One paragraph for an exception no check turned into a GantkError: a lost peer, a file system
+    refusal, plugin code that raised (named by file and line: the plugin's bug, not the user's input),
+    or, last, gantk's own."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if isinstance(exc, RuntimeError) and distributed and _lost_peer(exc):
+        return (
+            "lost contact with the other processes of this job (one of them failed or was stopped; its own "
+            f"message is above): {first or type(exc).__name__}"
+        )
+    if isinstance(exc, OSError):  # a file system refusal no check foresaw (permissions, a vanished folder, a full disk)
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}. GANTK_DEBUG=1 shows where."
+    frame = _plugin_frame(exc)
+    if frame is not None:
+        return (
+            f"plugin code raised {what} (in {frame.filename}, line {frame.lineno}, {frame.name}()). That is a bug "
+            "in the plugin, or an input it does not handle; GANTK_DEBUG=1 shows the traceback."
+        )
+    return f"unexpected {what}. This is a gantk bug: GANTK_DEBUG=1 shows the traceback to report."
+
+
+def _plugin_frame(exc: BaseException):
+    """The innermost frame of ``exc``'s traceback that runs plugin code (a plugin folder, a built-in
+    plugin, or a package a plugin came from), as a ``traceback.FrameSummary``; None if none does."""
+    import traceback
+
+    from gantk.registry import plugin_modules
+
+    packages = plugin_modules()
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if name.startswith(("gantk_plugins.", "gantk.plugins.")) or name.partition(".")[0] in packages:
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return None
+    return traceback.extract_tb(found, limit=1)[0]
 
 
 #: how gloo and NCCL report that another rank went away (it prints its own error)

@@ -298,8 +298,19 @@ def _the_plugin_class(module: Any, name: str, where: Path | str) -> type[GanPlug
     return found[0]
 
 
+_PLUGIN_PACKAGES: set[str] = set()  # top-level packages of installed plugins loaded in this process
+
+
+def plugin_modules() -> set[str]:
+    """The top-level packages of the installed plugins this process loaded: an exception raised in their
+    code is the plugin's, and the CLI says so naming the file and line."""
+    return set(_PLUGIN_PACKAGES)
+
+
 def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
     module_name, _, attr = spec.location.partition(":")
+    if spec.source == "installed":
+        _PLUGIN_PACKAGES.add(module_name.partition(".")[0])
     try:
         obj: Any = importlib.import_module(module_name)
         for part in filter(None, attr.split(".")):

@@ -171,3 +171,22 @@ def test_eval_says_an_exported_ema_generator_is_the_ema(tmp_path):
         assert main(["eval", str(tmp_path / source), *extra, "--device", "cpu", "-o", str(tmp_path / name)]) == 0
         cards[name] = json.loads((tmp_path / name / "metrics.json").read_text())["protocol"]["generator"]
     assert cards == {"export": "ema", "raw": "raw", "ema": "ema"}
+
+
+@pytest.mark.parametrize("method", ["resolve", "build_networks"])
+def test_a_plugin_that_raises_is_one_paragraph_naming_its_file_and_line(tmp_path, image_folder, method):
+    """A plugin whose resolve or build_networks raised printed a traceback (issue 30)."""
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    signature = "self, dataset" if method == "resolve" else "self"
+    (folder / "plugin.py").write_text(
+        "from gantk.plugins.dcgan.plugin import DCGAN\n\n\n"
+        f"class Broken(DCGAN):\n    name = 'broken'\n\n    def {method}({signature}):\n"
+        f"        raise ValueError('{method} broke')\n"
+    )
+    out = gantk("train", str(folder), "--data", str(image_folder), "--out", str(tmp_path / "run"), *TINY)
+    assert out.returncode == 1, out.stderr
+    assert (
+        f"plugin code raised ValueError: {method} broke (in {folder / 'plugin.py'}, line 8, {method}())" in out.stderr
+    )
+    assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()

@@ -291,3 +291,26 @@ def test_stylegan2s_lazy_double_backward_regularisers_keep_two_processes_in_lock
     assert runs == {"G:g_pl": 5, "D:d_r1": 2}  # steps 0, 4, 8, 12, 16 and 0, 16 of 17
     assert all(math.isfinite(r["G/pl"]) and math.isfinite(r["D/r1"]) for r in records if "D/r1" in r)
     assert float(rank0["G.pl_mean"]) > 0
+
+
+def test_nproc_says_what_it_starts_and_a_failure_is_gantks_paragraph_without_torchruns_report(tmp_path):
+    """After gantk's message, torchrun's ChildFailedError traceback and box followed; --nproc 3 on a
+    machine with fewer cores started CPU processes silently (issue 30)."""
+    data = write_image_folder(tmp_path / "img", n=16, size=16)
+    args = train_args("plugins/dcgan", data, tmp_path / "run", "--set", "train.batch_size=7", nproc=3)
+    proc = subprocess.run(
+        [sys.executable, *args],
+        env={**env(), "PYTHONWARNINGS": "default"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "3 CPU processes on this machine (gloo" in proc.stderr
+    assert "must split evenly over the 3 processes" in proc.stderr
+    for noise in ("ChildFailedError", "Traceback", "Root Cause", "OMP_NUM_THREADS"):
+        assert noise not in proc.stderr, proc.stderr
+    if (os.cpu_count() or 1) < 3:
+        assert "more processes than the" in proc.stderr
+    assert not (tmp_path / "run").exists()
