@@ -377,8 +377,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             cls = spec.load()
             registry.check_defaults(spec, cls)
             description = cls.description or ""
-        except GantkError as exc:  # listed as broken; the other plugins still load
-            description = f"[red]broken:[/red] {escape(str(exc))}"
+        except Exception as exc:  # listed as broken, whatever its code raised; the other plugins still load
+            reason = str(exc) if isinstance(exc, GantkError) else f"{type(exc).__name__}: {exc}"
+            description = f"[red]broken:[/red] {escape(reason)}"
         if names.count(spec.name) > 1:
             description += " [yellow](name clash: pick by path or dist:name)[/yellow]"
         table.add_row(spec.name, where, description)

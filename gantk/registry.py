@@ -272,7 +272,7 @@ def _load_folder(folder: Path, name: str) -> type[GanPlugin]:
         sys.modules[pkg_name] = pkg
         try:
             importlib.import_module(module_name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a sys.exit() at import is the plugin's failure, not gantk's exit
             sys.modules.pop(pkg_name, None)
             sys.modules.pop(module_name, None)
             raise PluginError(
@@ -319,7 +319,7 @@ def _load_entry_point(spec: PluginSpec) -> type[GanPlugin]:
             obj = _the_plugin_class(obj, spec.name, spec.location)
     except PluginError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a sys.exit() at import is the plugin's failure, not gantk's exit
         raise PluginError(
             f"plugin '{spec.name}' from package {spec.dist} ({spec.location}) failed to import: "
             f"{type(exc).__name__}: {exc}"

@@ -147,3 +147,19 @@ def test_a_plugin_spec_records_its_origin_and_finds_it_again():
     again = registry.PluginSpec.from_meta(spec.to_meta())
     assert again.reference() == "pkg-b:twin"
     assert registry.PluginSpec.from_meta(registry.find("cgan").to_meta()).reference() == "builtin:cgan"
+
+
+def test_plugins_lists_an_entry_point_that_exits_at_import_as_broken_and_exits_0(tmp_path: Path):
+    """`gantk plugins` exited 3 when a third-party plugin called sys.exit(3) at import (issue 30)."""
+    from tests.helpers import run_python
+
+    site = tmp_path / "site"
+    info = site / "ep-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[gantk.plugins]\nexiter = ep_exit:X\nmissing = no_such_module_xyz:X\n")
+    (site / "ep_exit.py").write_text("import sys\nsys.exit(3)\n")
+    out = run_python(site, "-m", "gantk", "plugins")
+    assert out.returncode == 0, out.stderr
+    text = " ".join((out.stdout + out.stderr).split())
+    assert "exiter" in text and "SystemExit: 3" in text and "no_such_module_xyz" in text and "dcgan" in text
