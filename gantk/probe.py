@@ -92,6 +92,12 @@ def extract(D: nn.Module, images: Tensor, device: torch.device, batch: int = 256
                     f"the probe runs D on images alone, and this D needs more ({exc}); a class-conditional D "
                     "(CGAN's) would be handed the very label the probe predicts."
                 ) from None
+            except RuntimeError as exc:  # a D built for other inputs (a fixed size behind a linear layer)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise GantkError(
+                    f"the probe's images ({tuple(x.shape[1:])}: channels, height, width) do not fit this D: "
+                    f"{type(exc).__name__}: {first}. The probe needs a D that takes images like its training data."
+                ) from None
             pooled = [F.adaptive_max_pool2d(f.float(), grid).flatten(1) for f in captured]
             chunks.append(torch.cat(pooled, 1).cpu().numpy())
     finally:
@@ -170,6 +176,12 @@ def labelled_splits(
         tr_x, tr_y, names = load(data, "train")
         te_x, te_y, _ = load(data, "test")
         return tr_x, tr_y, te_x, te_y, names
+    if (root / "train").is_dir() != (root / "test").is_dir():
+        there, missing = ("train", "test") if (root / "train").is_dir() else ("test", "train")
+        raise DataError(
+            f"--data {data} has {there}/ but no {missing}/: give both (train/<class>/..., test/<class>/...), or a "
+            "folder of class sub-folders, of which --test-fraction is held out."
+        )
     if (root / "train").is_dir() and (root / "test").is_dir():
         tr_x, tr_y, names = load(str(root / "train"), "train")
         te_x, te_y, test_names = load(str(root / "test"), "train")
@@ -188,6 +200,19 @@ def labelled_splits(
     return x[keep], y[keep], x[held], y[held], names
 
 
+def _check_unconditional(plugin, D: nn.Module) -> None:
+    """The probe feeds D images of the data's channels alone; a D whose first convolution takes more
+    (pix2pix's PatchGAN sees its input beside the image: 6 channels) is conditional and refused."""
+    first = next((m for m in D.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = plugin.cfg.data.channels or 3
+    if first is not None and first.in_channels != channels:
+        raise GantkError(
+            f"plugin '{plugin.cfg.plugin}''s D takes {first.in_channels}-channel inputs, not the data's {channels} "
+            "channels: it is a conditional D (it sees an input beside the image, as pix2pix's does), and the probe "
+            "runs D on images alone. Probe an unconditional GAN's D (DCGAN, StyleGAN2, InfoGAN)."
+        )
+
+
 def probe(
     plugin,
     D: nn.Module,
@@ -202,7 +227,10 @@ def probe(
     start = time.perf_counter()
     device = torch.device(device)
     d = plugin.cfg.data
+    _check_unconditional(plugin, D)
     tr_x, tr_y, te_x, te_y, names = labelled_splits(data, d.image_size, d.channels, test_fraction, seed)
+    if len(names) < 2:
+        raise DataError(f"--data {data}: one class ({', '.join(names)}); a classifier needs at least two classes.")
     picked = few_labels(tr_y, labels_per_class, seed)
     tr_x, tr_y = tr_x[picked], tr_y[picked]
     torch.manual_seed(seed)

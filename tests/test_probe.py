@@ -88,3 +88,32 @@ def test_probe_command_on_a_run_and_refusals(image_folder, tmp_path):
     assert main(["probe", str(run), "--data", str(image_folder), "-o", str(tmp_path / "x")]) == 2  # no labels
     assert main(["export", str(run), "-o", str(tmp_path / "G")]) == 0
     assert main(["probe", str(tmp_path / "G"), "--data", str(data), "-o", str(tmp_path / "y")]) == 2  # no D
+
+
+def test_one_class_and_a_half_split_folder_are_refused_in_one_sentence(tmp_path):
+    """They ended in scikit-learn tracebacks (issue 30)."""
+    data = write_grey_levels(tmp_path / "levels", per_class=6)
+    plugin = _dcgan(data)
+    D = plugin.build_networks()["D"]
+    one = tmp_path / "one"
+    shutil.copytree(data / "dark", one / "dark")
+    with pytest.raises(DataError, match=r"one class \(dark\); a classifier needs at least two classes"):
+        probe(plugin, D, str(one))
+    for there, missing in (("train", "test"), ("test", "train")):
+        half = tmp_path / f"only-{there}"
+        shutil.copytree(data, half / there)
+        with pytest.raises(DataError, match=rf"has {there}/ but no {missing}/"):
+            probe(plugin, D, str(half))
+
+
+def test_a_conditional_or_fixed_size_d_is_refused(tmp_path):
+    """pix2pix's D sees 6 channels, SRGAN's a fixed size behind its linear layers (issue 30)."""
+    from gantk.probe import _check_unconditional
+
+    data = write_grey_levels(tmp_path / "levels", per_class=6)
+    plugin = _dcgan(data, channels=3)
+    with pytest.raises(GantkError, match=r"takes 6-channel inputs, not the data's 3 channels: it is a conditional D"):
+        _check_unconditional(plugin, nn.Sequential(nn.Conv2d(6, 4, 3)))
+    fixed = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 94 * 94, 1))
+    with pytest.raises(GantkError, match=r"do not fit this D: RuntimeError"):
+        extract(fixed, torch.zeros(2, 1, 16, 16, dtype=torch.uint8), torch.device("cpu"))
