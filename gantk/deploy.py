@@ -170,6 +170,7 @@ def export_model(
         meta = json.loads((folder / ckpt.CONFIG).read_text(encoding="utf-8"))
         (tmp / ckpt.CONFIG).write_text(json.dumps({**meta, "generator": network}, indent=2), encoding="utf-8")
         (tmp / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        ckpt.write_manifest(tmp)  # SHA-256 of each file: a load refuses a model file changed since
         staging.apply_umask(tmp)
         os.replace(tmp, dest)
     except OSError as exc:  # a full disk, a quota: nothing half-written stays

@@ -44,7 +44,7 @@ def test_onnx_export_runs_in_onnxruntime_like_pytorch_at_any_batch_size(dcgan_ru
 
     info = export_model(dcgan_run, tmp_path / "onnx", "onnx")
     folder = tmp_path / "onnx"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "export.json", "generator.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "export.json", "generator.onnx", "manifest.json"]
     assert json.loads((folder / "export.json").read_text()) == info
     assert [i["name"] for i in info["inputs"]] == ["z"] and info["dynamic_axes"]["z"] == {"0": "batch"}
     assert max(info["parity"]["max_abs_diff"].values()) <= TOLERANCE
@@ -210,3 +210,116 @@ def test_eval_probe_and_export_of_an_export_say_it_is_an_export(dcgan_run, tmp_p
         assert f"is an export (gantk export --format {fmt}" in err and "Traceback" not in err, err
         assert "step_00000002" in err  # the checkpoint it came from
     assert not (tmp_path / "y").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.fixture(scope="module")
+def onnx_export(dcgan_run, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx") / "export"
+    export_model(dcgan_run, folder, "onnx")
+    return folder
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _rehash(folder: Path) -> None:
+    """A hand-made folder: its manifest rewritten to match whatever is in it now."""
+    from gantk.io.checkpoint import write_manifest
+
+    write_manifest(folder)
+
+
+def _external_data(folder: Path) -> None:
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    model = onnx.load(str(folder / "generator.onnx"))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save_model(model, str(folder / "generator.onnx"), save_as_external_data=False)
+    _rehash(folder)
+
+
+def _other_graph(folder: Path, pix2pix_run: Path, tmp: Path) -> None:
+    export_model(pix2pix_run, tmp / "p2p", "onnx")
+    (folder / "generator.onnx").write_bytes((tmp / "p2p" / "generator.onnx").read_bytes())
+    _rehash(folder)
+
+
+TAMPERED = {
+    "flipped-bytes": (
+        lambda f, *_: _flip(f / "generator.onnx"),
+        r"generator.onnx is corrupt: its content does not match",
+    ),
+    "empty-model": (lambda f, *_: (f / "generator.onnx").write_bytes(b""), r"generator.onnx is corrupt"),
+    "missing-model": (lambda f, *_: (f / "generator.onnx").unlink(), r"generator.onnx, the model file .* is missing"),
+    "export-json-list": (lambda f, *_: (f / "export.json").write_text("[1, 2]"), r"holds a list, not an object"),
+    "export-json-garbage": (lambda f, *_: (f / "export.json").write_bytes(b"\x00\xff{"), r"is not a gantk export"),
+    "model-outside": (lambda f, *_: _edit_json(f / "export.json", model="/etc/passwd"), r"by its name alone"),
+    "model-dotdot": (lambda f, *_: _edit_json(f / "export.json", model="../x.onnx"), r"by its name alone"),
+    "model-symlink": (
+        lambda f, *_: ((f / "generator.onnx").unlink(), (f / "generator.onnx").symlink_to("/etc/passwd")),
+        r"is a symbolic link",
+    ),
+    "external-data": (lambda f, *_: _external_data(f), r"keeps tensors in external data files"),
+    "other-graph": (lambda f, run, tmp: _other_graph(f, run, tmp), r"takes inputs .* but .*export.json describes"),
+    "nz-disagrees": (
+        lambda f, *_: (
+            _edit_json(
+                f / "config.json",
+                config={
+                    **json.loads((f / "config.json").read_text())["config"],
+                    "model": {**json.loads((f / "config.json").read_text())["config"]["model"], "nz": 5},
+                },
+            ),
+            _rehash(f),
+        ),
+        r"input 'z' has shape .* makes the plugin feed \[2, 5\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_tampered_or_hand_made_export_folder_is_refused_in_one_paragraph(onnx_export, pix2pix_run, tmp_path, case):
+    """Each of these gave onnxruntime's traceback, and flipped weight bytes sampled garbage (issue 30)."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    folder = Path(shutil.copytree(onnx_export, tmp_path / "export", symlinks=True))
+    tamper, message = TAMPERED[case]
+    tamper(folder, pix2pix_run, tmp_path)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if not p.is_symlink()}
+    with pytest.raises(GantkError, match=message):
+        load_generator(folder)
+    if case in ("flipped-bytes", "model-outside", "nz-disagrees", "export-json-garbage"):  # the CLI prints it as is
+        out = subprocess.run(
+            [sys.executable, "-m", "gantk", "sample", str(folder), "-n", "2", "-o", str(tmp_path / "g.png")],
+            capture_output=True, text=True, cwd=REPO, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert not (tmp_path / "g.png").exists()
+    assert before == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if not p.is_symlink()
+    }
+
+
+def test_an_export_without_a_manifest_loads_with_a_warning(onnx_export, tmp_path):
+    import shutil
+
+    folder = Path(shutil.copytree(onnx_export, tmp_path / "export"))
+    (folder / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match="has no manifest.json"):
+        _, G = load_generator(folder)
+    assert G(torch.zeros(1, 8)).shape == (1, 3, 16, 16)

@@ -99,12 +99,7 @@ def save_checkpoint(
             tree, tensors = pack(training_state)
             _save_tensors(tmp / f"{STATE}.safetensors", tensors)
             _write_json(tmp / f"{STATE}.json", tree)
-        written = sorted(tmp.iterdir())
-        sizes = {p.name: p.stat().st_size for p in written}
-        sums = {p.name: sha256(p) for p in written}
-        _write_json(
-            tmp / MANIFEST, {"format": FORMAT_VERSION, "step": meta.get("step"), "files": sizes, "sha256": sums}
-        )
+        write_manifest(tmp, meta.get("step"))
         staging.apply_umask(tmp)  # mkdtemp's 0700 and safetensors' 0600 would keep an export to one account
         _fsync_dir(tmp)
         if folder.exists():
@@ -119,6 +114,14 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def write_manifest(folder: Path, step: int | None = None) -> None:
+    """``manifest.json``, written last: the size and SHA-256 of every file now in ``folder``."""
+    written = sorted(p for p in folder.iterdir() if p.name != MANIFEST)
+    sizes = {p.name: p.stat().st_size for p in written}
+    sums = {p.name: sha256(p) for p in written}
+    _write_json(folder / MANIFEST, {"format": FORMAT_VERSION, "step": step, "files": sizes, "sha256": sums})
 
 
 def is_complete(folder: Path) -> bool:

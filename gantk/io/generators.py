@@ -17,7 +17,7 @@ from gantk import memory, registry
 from gantk.config import build, freeze, rebase_paths, resolve, to_dict
 from gantk.errors import CheckpointError, ConfigError, GantkError
 from gantk.io import checkpoint as ckpt
-from gantk.io.onnx import OnnxGenerator, is_onnx_export
+from gantk.io.onnx import EXPORT_INFO, OnnxGenerator, is_onnx_export, read_export_info
 from gantk.plugin import GanPlugin
 
 
@@ -77,11 +77,13 @@ def load_generator(
     a plugin with one per direction (CycleGAN's ``BtoA``: ``GanPlugin.directions``); by default the one
     ``config.json`` names.
     """
+    if (Path(path) / EXPORT_INFO).is_file() and not is_onnx_export(Path(path)):
+        read_export_info(Path(path))  # an unreadable description is refused as such; another format below
     if is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
         meta = ckpt.read_meta(Path(path))
         instance = load_plugin_from_meta(meta, Path(path), plugin, overrides)
         _check_export_direction(instance, meta, Path(path), direction, one_generator=True)
-        return instance, OnnxGenerator(Path(path))
+        return instance, OnnxGenerator(Path(path), instance.export_inputs())
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
     instance = load_plugin_from_meta(meta, folder, plugin, overrides)
