@@ -484,6 +484,8 @@ def launch_torchrun(nproc: int, argv: list[str], device: str | None = None) -> i
 def cmd_train(args: argparse.Namespace) -> int:
     if args.plugin is None and isinstance(args.resume, str):  # gantk train --resume plugins/x: a bare --resume
         args.plugin, args.resume = args.resume, True
+    if isinstance(args.resume, str) and not args.resume.strip():
+        raise GantkError("--resume was given an empty checkpoint name; give one (step_00000400, best) or none.")
     if args.plugin is None:
         raise GantkError("gantk train needs a plugin: a folder such as plugins/dcgan, a registered name, or dist:name.")
     if args.nproc is not None:

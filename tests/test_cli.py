@@ -38,6 +38,8 @@ def test_plugins_table():
         (["train", "dcgan", "--data", "/nonexistent/folder/x"], "neither an existing folder"),
         (["sample", "/nonexistent/run"], "does not exist"),
         (["train", "dcgan", "--nproc", "0"], "--nproc must be at least 1; got 0"),
+        (["train", "dcgan", "--resume", ""], "--resume was given an empty checkpoint name"),
+        (["train", "--resume"], "gantk train needs a plugin"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, message):

@@ -34,6 +34,8 @@ def read_state_dict(path: str | Path, what: str, key: str) -> dict[str, Tensor]:
     go into the error, so a missing, unsafe or damaged file is refused by name: it must hold a mapping
     of names to tensors, every floating-point value finite (NaN weights crashed inside MKL)."""
     path = check_weights_file(path, what, key)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what} file {path} is empty (0 bytes; {key}): a download or copy that did not finish?")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -46,7 +48,8 @@ def read_state_dict(path: str | Path, what: str, key: str) -> dict[str, Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a pickle with code in it, or not a state dict at all
-            raise CheckpointError(f"cannot load {what} from {path} safely ({key}): {exc}") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot load {what} from {path} safely ({key}): {reason}") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         held = type(state).__name__ if not isinstance(state, dict) else "a dict with other values than tensors"
         raise CheckpointError(f"{path} holds {held}, not a state dict of named tensors ({what}, {key}).")

@@ -39,8 +39,9 @@ def test_both_formats_are_read_and_code_is_refused(tmp_path):
         (lambda p: torch.save([torch.zeros(3)], p), r"holds list, not a state dict"),
         (lambda p: torch.save({"w": torch.tensor([1.0, float("nan")])}, p), r"damaged: tensor 'w' holds NaN"),
         (lambda p: torch.save({"w": 3}, p), r"a dict with other values than tensors"),
+        (lambda p: p.write_bytes(b""), r"is empty \(0 bytes"),
     ],
-    ids=["tensor", "string", "list", "nan", "not-tensors"],
+    ids=["tensor", "string", "list", "nan", "not-tensors", "empty"],
 )
 def test_a_file_that_is_not_a_finite_state_dict_is_refused_by_name(tmp_path, make, message):
     """These gave tracebacks, and NaN FID weights an MKL crash (exit 139) (issue 30)."""
