@@ -196,7 +196,11 @@ def _extract(archive: Path, dest: Path, strip: str) -> None:
                 with src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst)
     except tarfile.TarError as exc:
-        raise DataError(f"{archive.name} is neither a zip nor a readable tar archive: {exc}") from None
+        head = archive.read_bytes()[:64] if archive.is_file() else b""
+        hint = " (it starts like an HTML page: the server sent an error or login page)" if b"<" in head[:16] else ""
+        raise DataError(
+            f"{archive.name} is neither a zip nor a readable tar archive{hint}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _check_layout(card: DatasetCard, root: Path) -> None:
