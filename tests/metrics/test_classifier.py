@@ -74,3 +74,15 @@ def test_unlabelled_data_is_refused(tmp_path):
     dataset = load_dataset(DataConfig(name=str(write_image_folder(tmp_path / "flat", n=4)), image_size=16))
     with pytest.raises(DataError, match="labelled data"):
         clf.train_classifier(dataset, steps=1)
+
+
+def test_a_classifier_folder_that_does_not_exist_says_so_and_where_it_looked(tmp_path, monkeypatch):
+    """It said "is not a classifier folder" for a relative path that did not exist (issue 30)."""
+    from gantk.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"eval.classifier missing/clf does not exist \(a relative path .* beside"):
+        clf.run_judge("missing/clf", tmp_path, lambda: None, steps=1, seed=0, data_name="x", device=torch.device("cpu"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"empty is not a classifier folder \(no config.json"):
+        clf.run_judge("empty", tmp_path, lambda: None, steps=1, seed=0, data_name="x", device=torch.device("cpu"))
