@@ -74,12 +74,12 @@ class BatchStream:
     ) -> None:
         n = len(dataset)  # type: ignore[arg-type]
         if n < batch_size:
-            raise DataError(
+            raise _everywhere(
                 f"the dataset has {n} items, fewer than train.batch_size={batch_size}; "
                 "lower train.batch_size or add data."
             )
         if batch_size % world_size:
-            raise DataError(
+            raise _everywhere(
                 f"train.batch_size={batch_size} is the global batch and must split evenly over the "
                 f"{world_size} processes; use a multiple of {world_size}."
             )
@@ -149,3 +149,10 @@ def _worker_message(exc: DataError) -> str:
     return (
         text[text.rindex(marker) + len(marker) :].strip() if "Original Traceback" in text and marker in text else text
     )
+
+
+def _everywhere(message: str) -> DataError:
+    """A DataError every rank meets alike (sizes of the whole dataset and batch): rank 0 says it for all."""
+    error = DataError(message)
+    error.same_on_every_rank = True
+    return error

@@ -308,7 +308,7 @@ def test_nproc_says_what_it_starts_and_a_failure_is_gantks_paragraph_without_tor
     )
     assert proc.returncode == 2, proc.stderr
     assert "3 CPU processes on this machine (gloo" in proc.stderr
-    assert "must split evenly over the 3 processes" in proc.stderr
+    assert proc.stderr.count("must split evenly over the 3 processes") == 1  # rank 0 says it for all
     for noise in ("ChildFailedError", "Traceback", "Root Cause", "OMP_NUM_THREADS"):
         assert noise not in proc.stderr, proc.stderr
     if (os.cpu_count() or 1) < 3:
