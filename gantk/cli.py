@@ -441,6 +441,7 @@ def launch_torchrun(nproc: int, argv: list[str], device: str | None = None) -> i
     import logging
 
     import torch
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -472,6 +473,8 @@ def launch_torchrun(nproc: int, argv: list[str], device: str | None = None) -> i
         logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         run(launcher)
+    except SignalException as exc:  # SIGTERM/SIGINT to this process: passed on, the ranks said how they stopped
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         if debug:
             raise

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -248,6 +249,8 @@ def test_sigterm_to_torchrun_saves_one_checkpoint_and_stops_every_rank(data, tmp
     step = int(saved[0].removeprefix("step_"))
     assert f"stopped by SIGTERM at step {step}; checkpoint saved" in stderr
     assert stderr.count("stopped by SIGTERM") == 1  # said once, by rank 0
+    assert "Traceback" not in stderr and "SignalException" not in stderr  # torchrun's launcher stays quiet
+    assert proc.returncode == 128 + signal.SIGTERM
     assert_no_process_left(proc)
 
 
