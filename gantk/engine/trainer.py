@@ -497,14 +497,17 @@ class Trainer:
             return [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase, self.step))]
         except Exception as exc:
             stream.load_state_dict(position)  # a step's batches are taken whole: its checkpoint takes none
-            if self.step == self._first_step:
-                raise  # nothing trained by this process: nothing to save
+            error = exc
+            if isinstance(exc, DataError) and self.cfg.data.on_error == "raise":
+                error = DataError(f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)")
+            if self.step == self._first_step:  # nothing trained by this process: nothing to save
+                if error is exc:
+                    raise
+                raise error from None
             with self._saved_on_failure(last_saved):
-                if isinstance(exc, DataError) and self.cfg.data.on_error == "raise":
-                    raise DataError(
-                        f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)"
-                    ) from None
-                raise
+                if error is exc:
+                    raise
+                raise error from None
 
     def _next_raw_batch(self) -> Batch:
         """The stream's next batch on the device, as stored (uint8 images): the step converts it."""
