@@ -53,12 +53,7 @@ class Synthesizer:
     """A loaded generator that samples from noise and the views the app shows."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu") -> None:
-        self.plugin, self.G = load_generator(checkpoint, device)
-        if not self.plugin.serves("sample"):
-            raise GantkError(
-                f"{checkpoint} holds a {self.plugin.name} model, which does not sample from noise; the synthesis "
-                "app needs a generator of z (gantk train plugins/dcgan, plugins/cgan or plugins/stylegan2)."
-            )
+        self.plugin, self.G = load_generator(checkpoint, device, task="sample")
         self.device = device
         self.files = ScratchFiles("gantk-synthesis-")
         self.classes = list(self.plugin.class_names())

@@ -13,8 +13,10 @@ inputs (a CGAN's label, fixed with ``--label``) are taken from the first exempla
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -245,3 +247,43 @@ def describe(result: ArithmeticResult, expr: str, seed: int, n: int, jitter: flo
         "jitter": jitter,
         "layout": "rows: sign, exemplars, their average (framed); right: the result (framed) and its variations",
     }
+
+
+def save_numbered_grid(
+    plugin, G: nn.Module, n: int, seed: int, device, out: Path, source: str, **conditions: Any
+) -> dict[str, Any]:
+    """Draw ``n`` samples as ``sample_inputs(n, seed)`` gives them, save one flat grid with each cell's
+    index drawn in at ``out`` and, beside it (``out`` with ``.json``), which cell holds which index; the
+    record is returned. ``source`` names the checkpoint in the record."""
+    from gantk.sampling import sample
+
+    if plugin.class_names() and not conditions:
+        raise GantkError(
+            f"--numbered: this {plugin.name} model is class-conditional; give --label so that every cell (and "
+            "the arithmetic done on its indices) uses one class."
+        )
+    images = sample(plugin, G, n, seed, device, **conditions)
+    columns = grid_columns(n)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    numbered_grid(images).save(out)
+    record = {
+        "checkpoint": source,
+        "n": n,
+        "seed": seed,
+        **conditions,
+        "columns": columns,
+        "cells": [{"index": i, "row": i // columns, "column": i % columns} for i in range(n)],
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def save_figure(
+    result: ArithmeticResult, out: Path, source: str, expr: str, seed: int, n: int, jitter: float, **conditions: Any
+) -> None:
+    """Save the figure of ``result`` at ``out`` and, beside it (``.json``), the groups and what else
+    redraws it (:func:`describe`); ``source`` names the checkpoint in the record."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure(result).save(out)
+    record = {"checkpoint": source, **conditions, **describe(result, expr, seed, n, jitter)}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))

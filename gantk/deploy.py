@@ -34,7 +34,7 @@ from torch import nn
 from gantk import staging
 from gantk.errors import GantkError
 from gantk.io import checkpoint as ckpt
-from gantk.io.generators import load_generator
+from gantk.io.generators import load_generator, load_plugin_from_meta
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 MODEL_FILES = {"onnx": "generator.onnx", "torchscript": "generator.pt"}
@@ -224,3 +224,21 @@ def _write(fmt: str, model: nn.Module, inputs: dict[str, torch.Tensor], path: Pa
             dynamo=True,
             external_data=False,
         )
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    which: str = "last",
+    use_ema: bool = True,
+    plugin_ref: str | None = None,
+    direction: str | None = None,
+) -> Path:
+    """``gantk export``'s default format: a generator-only gantk checkpoint (safetensors + config.json),
+    EMA weights when asked and present; ``direction`` picks the generator of a plugin with one per
+    direction (the plugin names the network; an unknown direction is refused there)."""
+    network = None
+    if direction:
+        source = ckpt.find_checkpoint(checkpoint, which)
+        network = load_plugin_from_meta(ckpt.read_meta(source), source, plugin_ref).network_for(direction)
+    return ckpt.export_generator(checkpoint, out, which, use_ema=use_ema, network=network)

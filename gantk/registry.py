@@ -30,7 +30,7 @@ from typing import Any
 
 from gantk.config import Config, load_yaml, overrides_to_dict, resolve
 from gantk.errors import ConfigError, GantkError, PluginError
-from gantk.plugin import CONTRACT_VERSION, GanPlugin
+from gantk.plugin import CONTRACT_VERSION, TASKS, GanPlugin
 
 ENTRY_POINT_GROUP = "gantk.plugins"
 #: the distribution whose entry points are the built-in plugins
@@ -356,6 +356,14 @@ def _checked(cls: type[GanPlugin], name: str, where: str) -> type[GanPlugin]:
         )
     if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, Config)):
         raise PluginError(f"plugin '{name}' ({where}): config_class must subclass gantk.Config.")
+    tasks = cls.tasks if isinstance(cls.tasks, (set, frozenset, tuple, list)) else None
+    unknown = sorted(str(t) for t in tasks or () if t not in TASKS)
+    if tasks is None or unknown:
+        what = f"names {', '.join(map(repr, unknown))}" if unknown else f"is {cls.tasks!r}"
+        raise PluginError(
+            f"plugin '{name}' ({where}): its tasks {what}; declare a set of {', '.join(TASKS)} (what its "
+            "trained generator serves)."
+        )
     if not cls.name:
         cls.name = name
     return cls

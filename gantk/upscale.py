@@ -18,7 +18,6 @@ import torch
 from PIL import Image
 
 from gantk.data.images import GREY_MODES, to_mode, to_tensor
-from gantk.errors import GantkError
 from gantk.io.generators import load_generator
 from gantk.io.images import from_uint8, pil_image
 from gantk.tiling import Progress
@@ -32,12 +31,7 @@ def load_upscaler(
     overrides: list[str] | None = None,
 ):
     """``(plugin, G)`` of a super-resolution checkpoint (a plugin with ``upscale``); others are refused."""
-    plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref, overrides=overrides)
-    if not plugin.serves("upscale"):
-        raise GantkError(
-            f"{checkpoint} holds a {plugin.name} model, not a super-resolution one; train one with gantk train "
-            "plugins/srgan (gantk translate and gantk sample serve other models)."
-        )
+    plugin, G = load_generator(checkpoint, device, which=which, plugin=plugin_ref, overrides=overrides, task="upscale")
     return plugin, G
 
 

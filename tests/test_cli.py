@@ -85,7 +85,7 @@ def test_print_config_shows_resolved_values(tmp_path):
 
 
 def test_nproc_hands_the_rest_of_the_command_to_torchrun():
-    from gantk.cli import _strip_nproc
+    from gantk.commands.train import _strip_nproc
 
     argv = ["train", "plugins/dcgan", "--nproc", "2", "--set", "train.batch_size=8", "--nproc=4", "--resume"]
     assert _strip_nproc(argv) == ["train", "plugins/dcgan", "--set", "train.batch_size=8", "--resume"]

@@ -370,6 +370,10 @@ def unpaired(root: Path, image_size: int, channels: int, split: str = "train", s
     return UnpairedDataset(a.preload().tensors["image"], b.preload().tensors["image"], a.channels, seed)
 
 
+#: the kinds whose ``split`` picks separate files (MNIST's test set, ``test/``, ``testA``); an image
+#: folder is one set whatever the split says
+SPLIT_KINDS = ("mnist", "paired", "unpaired")
+
 KINDS: dict[str, Callable[..., Dataset]] = {
     "image_folder": lambda root, size, ch, split: image_folder(root, size, ch),
     "mnist": mnist,

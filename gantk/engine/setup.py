@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gantk.config import Config, TrainConfig
 from gantk.data.datasets import TensorDataset
+from gantk.device import select_device
 from gantk.engine.distributed import World
 from gantk.errors import GantkError, PluginError
 from gantk.plugin import Phase
@@ -31,15 +32,6 @@ DEVICE_DATA_BYTES = 2 << 30
 def rank_seed(seed: int, rank: int) -> int:
     """The seed of rank ``rank``'s own random streams; rank 0 keeps ``seed`` (a single process is rank 0)."""
     return seed + 1_000_003 * rank
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GantkError("--device cuda was asked for, but PyTorch sees no CUDA device; use --device cpu or auto.")
-    return torch.device(name)
 
 
 def rank_device(name: str, world: World) -> torch.device:

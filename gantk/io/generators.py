@@ -18,7 +18,14 @@ from gantk.config import build, freeze, rebase_paths, resolve, to_dict
 from gantk.errors import CheckpointError, ConfigError, GantkError
 from gantk.io import checkpoint as ckpt
 from gantk.io.onnx import EXPORT_INFO, OnnxGenerator, is_onnx_export, read_export_info
-from gantk.plugin import GanPlugin
+from gantk.plugin import TASKS, GanPlugin
+
+#: what a model that does not serve a task does not do, in the refusal
+NOT_SERVED = {
+    "sample": "does not sample from noise",
+    "translate": "does not translate images",
+    "upscale": "is not a super-resolution one",
+}
 
 
 def load_plugin_from_meta(
@@ -69,8 +76,12 @@ def load_generator(
     plugin: str | None = None,
     overrides: list[str] | None = None,
     direction: str | None = None,
+    task: str | None = None,
 ) -> tuple[GanPlugin, nn.Module]:
     """Load ``(plugin, generator)`` from a run or checkpoint folder; prefers EMA weights when present.
+
+    ``task`` (one of :data:`gantk.plugin.TASKS`) refuses a model whose plugin does not declare it, right
+    after the plugin is known and before any weights are read.
 
     ``plugin`` names the plugin folder of a checkpoint trained with one, and ``overrides`` change how the
     model is used (``eval.*``); see :func:`load_plugin_from_meta`. ``direction`` picks the generator of
@@ -82,11 +93,13 @@ def load_generator(
     if is_onnx_export(Path(path)):  # gantk export --format onnx: ONNX Runtime behind the usual call
         meta = ckpt.read_meta(Path(path))
         instance = load_plugin_from_meta(meta, Path(path), plugin, overrides)
+        check_task(instance, task, path)
         _check_export_direction(instance, meta, Path(path), direction, one_generator=True)
         return instance, OnnxGenerator(Path(path), instance.export_inputs())
     folder = ckpt.find_checkpoint(Path(path), which)
     meta = ckpt.read_meta(folder)
     instance = load_plugin_from_meta(meta, folder, plugin, overrides)
+    check_task(instance, task, path)
     if direction is None:
         gen_name = meta.get("generator", instance.generator)
         asked = f"{folder / ckpt.CONFIG} names generator '{gen_name}'"
@@ -97,6 +110,21 @@ def load_generator(
     return instance, _build_one(
         instance, folder, gen_name, ckpt.generator_weights(folder, gen_name, use_ema), device, asked
     )
+
+
+def check_task(instance: GanPlugin, task: str | None, where: str | Path) -> None:
+    """Refuse a model whose plugin does not serve ``task`` (None: any), naming what it serves."""
+    if task is None:
+        return
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {TASKS}")
+    if not instance.serves(task):
+        served = sorted(instance.tasks)
+        use = f"gantk {' or gantk '.join(served)} serves it" if served else "it serves no command"
+        raise GantkError(
+            f"{where} holds a {instance.name} model, which {NOT_SERVED[task]} (it serves "
+            f"{', '.join(served) or 'nothing'}); {use}."
+        )
 
 
 def load_generators(

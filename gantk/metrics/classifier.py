@@ -22,6 +22,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from gantk.config import DataConfig
+from gantk.data import load_dataset, locate
+from gantk.data.datasets import SPLIT_KINDS
 from gantk.errors import CheckpointError, ConfigError, DataError
 from gantk.io.checkpoint import load_weights
 from gantk.io.images import from_uint8
@@ -171,6 +174,26 @@ def dataset_accuracy(model: Classifier, dataset, idx: Tensor | None = None) -> t
     idx = torch.arange(len(dataset)) if idx is None else idx
     batch = _gather(dataset, idx)
     return accuracy(predict(model, batch["image"]), batch["label"], model.spec.num_classes)
+
+
+def train_judge(
+    data: DataConfig,
+    folder: str | Path,
+    steps: int = 1500,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    width: int = 32,
+) -> dict:
+    """``gantk classifier``: train on ``data``'s training split, measure the held-out share and, for a
+    dataset with a test split (MNIST), the test set too; save the classifier with what was measured in
+    ``folder`` and return that record."""
+    dataset = load_dataset(data, split="train")
+    model, held = train_classifier(dataset, steps=steps, seed=seed, device=device, width=width)
+    info = {"data": data.name, "steps": steps, "seed": seed, "heldout_accuracy": held}
+    if locate(data.name, data.kind)[1] in SPLIT_KINDS:  # without one, the held-out share stands in for it
+        info["test_accuracy"] = dataset_accuracy(model, load_dataset(data, split="test"))[0]
+    save_classifier(model, folder, info)
+    return info
 
 
 def save_classifier(model: Classifier, folder: str | Path, info: dict | None = None) -> Path:
