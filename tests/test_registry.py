@@ -112,6 +112,21 @@ def test_plugin_for_a_newer_contract_is_refused(tmp_path: Path):
         registry.find(str(folder)).load()
 
 
+@pytest.mark.parametrize(
+    "tasks, message",
+    [
+        ('frozenset({"sample", "paint"})', "its tasks names 'paint'; declare a set of sample, translate, upscale"),
+        ('"translate"', "its tasks is 'translate'; declare a set of"),
+    ],
+)
+def test_a_plugin_declaring_an_unknown_task_is_refused_when_it_loads(tmp_path: Path, tasks: str, message: str):
+    folder = tmp_path / "painter"
+    folder.mkdir()
+    (folder / "plugin.py").write_text(f"from gantk import GanPlugin\nclass P(GanPlugin):\n    tasks = {tasks}\n")
+    with pytest.raises(PluginError, match=message):
+        registry.find(str(folder)).load()
+
+
 def _impostor_site(root: Path) -> Path:
     """A site folder with an installed package 'impostor' whose entry point registers a plugin 'cgan'."""
     site = root / "site"

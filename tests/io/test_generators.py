@@ -62,3 +62,25 @@ def test_a_malformed_or_absurd_config_json_is_one_clear_error(tmp_path, image_fo
     rewrite_checkpoint_config(folder, change(json.loads((folder / "config.json").read_text())))
     with pytest.raises(CheckpointError, match=message):
         load_generator(folder)
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [("translate", "does not translate images"), ("upscale", "is not a super-resolution one")],
+)
+def test_a_model_that_does_not_serve_the_task_is_refused_before_any_weights_load(
+    tmp_path, image_folder, monkeypatch, task, message
+):
+    from gantk.errors import GantkError
+    from gantk.io import checkpoint as ckpt
+    from gantk.io.generators import load_generator
+
+    run = trained_dcgan_run(tmp_path, image_folder)
+    assert load_generator(run, task="sample")[0].name == "dcgan"  # it serves sample
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("weights were read for a model the command cannot use")
+
+    monkeypatch.setattr(ckpt, "load_weights", no_weights)
+    with pytest.raises(GantkError, match=f"holds a dcgan model, which {message} \\(it serves sample\\)"):
+        load_generator(run, task=task)

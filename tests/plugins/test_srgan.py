@@ -164,6 +164,17 @@ def test_gantk_eval_scores_a_run_on_its_benchmarks(tmp_path):
     assert scored["step"] == 2 and scored["Bench/psnr_y"] > 0 and "Bench/bicubic/psnr_y" in scored
 
 
+def test_gantk_sample_refuses_a_super_resolution_model_naming_what_serves_it(tmp_path, capsys):
+    from gantk.cli import main
+    from tests.helpers.sr import tiny_sr_run
+
+    run = tiny_sr_run(tmp_path, steps=1)
+    assert main(["sample", str(run), "--device", "cpu", "-o", str(tmp_path / "g.png")]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "does not sample from noise (it serves translate, upscale); gantk translate or gantk upscale serves it" in said
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_evaluate_adds_lpips_with_weights_and_writes_the_protocol(sr_data, tmp_path):
     torch.manual_seed(0)
     features = torchvision.models.alexnet(weights=None).features
