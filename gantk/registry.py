@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gantk.config import Config, load_yaml, overrides_to_dict, resolve
+from gantk.config import Config, build, layered, load_yaml, overrides_to_dict, rebase_paths, to_dict
 from gantk.errors import ConfigError, GantkError, PluginError
 from gantk.plugin import CONTRACT_VERSION, TASKS, GanPlugin
 
@@ -234,8 +234,19 @@ def make_config(
     stack += [(load_yaml(f), str(f)) for f in files]
     if values:
         stack.append((overrides_to_dict(list(values.items())), "the command line"))
-    cfg = resolve(cls.config_class, stack, overrides)
+    cfg = layered(cls.config_class, stack, overrides)
     cfg.plugin = spec.name
+    return cfg
+
+
+def saved_config(cls: type[GanPlugin], data: dict[str, Any], where: Path, overrides: list[str] | None = None) -> Config:
+    """The config a checkpoint was trained with (its ``config.json``: complete, not layered over the
+    plugin's defaults again), its relative paths looked up beside the checkpoint first, and ``--set``
+    ``overrides`` (how the model is used: ``eval.*``) layered over it. Not frozen."""
+    cfg = build(cls.config_class, data)
+    rebase_paths(cfg, where)  # paths the checkpoint names: beside it first (a shipped classifier)
+    if overrides:
+        cfg = layered(cls.config_class, [(to_dict(cfg), f"checkpoint {where}")], overrides)
     return cfg
 
 

@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from gantk.config import Config, build, parse_overrides, resolve, to_dict
+from gantk.config import Config, build, layered, parse_overrides, to_dict
 from gantk.errors import ConfigError
 
 
@@ -19,7 +19,7 @@ class MyConfig(Config):
 
 
 def test_layers_merge_in_order_and_overrides_win():
-    cfg = resolve(
+    cfg = layered(
         MyConfig,
         [
             ({"train": {"batch_size": 32}, "model": {"width": 4}}, "defaults.yaml"),
@@ -35,14 +35,14 @@ def test_layers_merge_in_order_and_overrides_win():
 
 def test_unknown_key_suggests_nearest_and_names_source():
     with pytest.raises(ConfigError) as err:
-        resolve(MyConfig, [], ["train.batch_sise=3"])
+        layered(MyConfig, [], ["train.batch_sise=3"])
     msg = str(err.value)
     assert "train.batch_sise" in msg and "Did you mean 'train.batch_size'" in msg and "--set" in msg
 
 
 def test_unknown_key_in_file_names_the_file():
     with pytest.raises(ConfigError, match=r"model\.widht.*my\.yaml.*model\.width"):
-        resolve(MyConfig, [({"model": {"widht": 3}}, "my.yaml")])
+        layered(MyConfig, [({"model": {"widht": 3}}, "my.yaml")])
 
 
 @pytest.mark.parametrize(
@@ -59,12 +59,12 @@ def test_unknown_key_in_file_names_the_file():
 )
 def test_wrong_types_are_rejected(override, expected):
     with pytest.raises(ConfigError, match=expected):
-        resolve(MyConfig, [], [override])
+        layered(MyConfig, [], [override])
 
 
 def test_yaml_float_without_dot_is_accepted():
     # YAML 1.1 reads 2e-4 as a string; a float field accepts it
-    assert resolve(MyConfig, [], ["optim.G.lr=2e-4"]).optim["G"].lr == pytest.approx(2e-4)
+    assert layered(MyConfig, [], ["optim.G.lr=2e-4"]).optim["G"].lr == pytest.approx(2e-4)
 
 
 def test_malformed_override():
@@ -73,17 +73,17 @@ def test_malformed_override():
 
 
 def test_round_trip_through_plain_dict():
-    cfg = resolve(MyConfig, [], ["model.width=5", "train.ema.enabled=true"])
+    cfg = layered(MyConfig, [], ["model.width=5", "train.ema.enabled=true"])
     again = build(MyConfig, to_dict(cfg))
     assert again == cfg
 
 
 def test_yaml_words_off_and_on_mean_the_word_in_a_field_of_words():
     # YAML 1.1 reads `off` as False: in a field whose choices are words, it is the word
-    cfg = resolve(Config, [], ["train.compile=off", "train.nonfinite=off", "train.cuda_graph=on"])
+    cfg = layered(Config, [], ["train.compile=off", "train.nonfinite=off", "train.cuda_graph=on"])
     assert (cfg.train.compile, cfg.train.nonfinite, cfg.train.cuda_graph) == ("off", "off", "on")
     with pytest.raises(ConfigError, match="must be one of 'fp32', 'bf16', 'fp16'; got 'yes'"):
-        resolve(Config, [], ["train.precision=yes"])  # no bool word among the choices: still refused
+        layered(Config, [], ["train.precision=yes"])  # no bool word among the choices: still refused
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,26 +243,26 @@ def test_every_word_in_a_bool_or_choice_field_means_the_field_or_is_refused_nami
 
 
 def test_a_string_field_gets_the_text_as_written():
-    cfg = resolve(MyConfig, [], ["data.name=007", "data.split=off", "data.kind=1e3"])
+    cfg = layered(MyConfig, [], ["data.name=007", "data.split=off", "data.kind=1e3"])
     assert (cfg.data.name, cfg.data.split, cfg.data.kind) == ("007", "off", "1e3")
     from gantk.config import parse_yaml
 
-    cfg = resolve(MyConfig, [(parse_yaml("data:\n  name: 007\n  split: yes\n"), "my.yaml")])
+    cfg = layered(MyConfig, [(parse_yaml("data:\n  name: 007\n  split: yes\n"), "my.yaml")])
     assert (cfg.data.name, cfg.data.split) == ("007", "yes")
 
 
 def test_a_number_written_with_a_leading_zero_is_decimal():
-    assert resolve(MyConfig, [], ["train.batch_size=010"]).train.batch_size == 10
+    assert layered(MyConfig, [], ["train.batch_size=010"]).train.batch_size == 10
 
 
 def test_an_empty_section_sets_nothing_and_a_plain_value_for_a_section_is_refused():
     from gantk.config import parse_yaml
 
     base = ({"train": {"batch_size": 8}}, "defaults.yaml")
-    cfg = resolve(MyConfig, [base, (parse_yaml("train:\n"), "my.yaml")])
+    cfg = layered(MyConfig, [base, (parse_yaml("train:\n"), "my.yaml")])
     assert cfg.train.batch_size == 8  # "train:" with nothing under it keeps what was set below it
     with pytest.raises(ConfigError, match=r"'train' \(from my.yaml\) is a section"):
-        resolve(MyConfig, [base, (parse_yaml("train: 5\n"), "my.yaml")])
+        layered(MyConfig, [base, (parse_yaml("train: 5\n"), "my.yaml")])
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe t\x00r\x00a\x00i\x00n\x00", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xd8"])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gantk import memory, registry
-from gantk.config import build, freeze, rebase_paths, resolve, to_dict
+from gantk.config import freeze
 from gantk.errors import CheckpointError, ConfigError, GantkError
 from gantk.io import checkpoint as ckpt
 from gantk.io.onnx import EXPORT_INFO, OnnxGenerator, is_onnx_export, read_export_info
@@ -59,12 +59,9 @@ def load_plugin_from_meta(
             f"checkpoint {where} was trained with plugin '{name}' ({source}), which cannot be loaded here: {exc}"
         ) from None
     try:
-        cfg = build(cls.config_class, meta["config"])
+        cfg = registry.saved_config(cls, meta["config"], Path(where), overrides)
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {where}: its config.json does not fit plugin '{name}': {exc}") from None
-    rebase_paths(cfg, Path(where))  # paths the checkpoint names: beside it first (a shipped classifier)
-    if overrides:
-        cfg = resolve(cls.config_class, [(to_dict(cfg), f"checkpoint {where}")], overrides)
     return cls(freeze(cfg))
 
 
