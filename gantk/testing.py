@@ -76,117 +76,136 @@ def check_plugin(
     workdir: str | Path | None = None,
 ) -> list[CheckResult]:
     """Run every contract check on ``plugin`` (a name, path or class); raise if any fails."""
-    results: list[CheckResult] = []
-    state: dict = {}
     overrides = list(overrides or [])
     if data is not None:
         overrides.append(f"data.name={data}")
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="gantk-check-")
-        workdir = tmp.name
-    run = Path(workdir) / "check-run"
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="gantk-check-"))
+        results = _Checks(plugin, overrides, steps, Path(workdir) / "check-run").run()
+    bad = [r for r in results if r.status != "passed"]
+    if bad:
+        lines = "\n".join(f"- {r.name}: {r.status}: {r.detail}" for r in bad)
+        raise PluginCheckError(f"plugin {plugin!r} failed {sum(r.status == 'failed' for r in bad)} check(s):\n{lines}")
+    return results
 
-    def check(name: str, needs: tuple[str, ...], fn: Callable[[], str | None]) -> None:
-        failed = [r.name for r in results if r.name in needs and r.status != "passed"]
+
+class _Checks:
+    """The checks of :data:`CHECKS` in order, one method each; what one finds (the trainer, the final
+    checkpoint) the next uses, and a check whose prerequisite failed is skipped."""
+
+    def __init__(self, plugin: str | type[GanPlugin], overrides: list[str], steps: int, run: Path) -> None:
+        self.plugin, self.overrides, self.steps, self.run_folder = plugin, overrides, steps, run
+        self.results: list[CheckResult] = []
+        self.host_reads: list[str] = []
+
+    def run(self) -> list[CheckResult]:
+        plan = [
+            (self.loads, ()),
+            (self.rejects_unknown, (0,)),
+            (self.builds, (0,)),
+            (self.trains, (2,)),
+            (self.capturable, (3,)),
+            (self.output_shape, (3,)),
+            (self.round_trip, (3,)),
+            (self.deterministic, (6,)),
+        ]
+        for name, (fn, needs) in zip(CHECKS, plan, strict=True):
+            self._check(name, tuple(CHECKS[i] for i in needs), fn)
+        return self.results
+
+    def _check(self, name: str, needs: tuple[str, ...], fn: Callable[[], str | None]) -> None:
+        failed = [r.name for r in self.results if r.name in needs and r.status != "passed"]
         if failed:
-            results.append(CheckResult(name, "skipped", f"needs: {', '.join(failed)}"))
+            self.results.append(CheckResult(name, "skipped", f"needs: {', '.join(failed)}"))
             return
         try:
-            results.append(CheckResult(name, "passed", fn() or ""))
+            self.results.append(CheckResult(name, "passed", fn() or ""))
         except Exception as exc:  # noqa: BLE001 - every failure is reported, never raised mid-way
             detail = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, (GantkError, AssertionError)):
                 detail += "\n" + "".join(traceback.format_exception(exc)[-3:])
-            results.append(CheckResult(name, "failed", detail))
+            self.results.append(CheckResult(name, "failed", detail))
 
-    def loads() -> str:
-        state["spec"], state["cls"] = _spec_for(plugin)
-        return f"{state['cls'].__module__}.{state['cls'].__name__}"
+    def loads(self) -> str:
+        self.spec, self.cls = _spec_for(self.plugin)
+        return f"{self.cls.__module__}.{self.cls.__name__}"
 
-    def rejects_unknown() -> str:
-        cls, spec = state["cls"], state["spec"]
-        sections = [f.name for f in dataclasses.fields(cls.config_class) if f.name not in {"plugin"}]
-        sections = [s for s in sections if dataclasses.is_dataclass(_field_type(cls.config_class, s))]
+    def rejects_unknown(self) -> str:
+        sections = [f.name for f in dataclasses.fields(self.cls.config_class) if f.name not in {"plugin"}]
+        sections = [s for s in sections if dataclasses.is_dataclass(_field_type(self.cls.config_class, s))]
         for key in ["gantk_check_no_such_key", *(f"{s}.gantk_check_no_such_key" for s in sections)]:
             try:
-                registry.make_config(spec, cls, overrides=[*overrides, f"{key}=1"])
+                registry.make_config(self.spec, self.cls, overrides=[*self.overrides, f"{key}=1"])
             except ConfigError:
                 continue
             raise AssertionError(f"the config accepted the unknown key '{key}'")
         return f"checked {1 + len(sections)} sections"
 
-    def builds() -> str:
-        cls, spec = state["cls"], state["spec"]
-        cfg = registry.make_config(spec, cls, [({"train": {"device": "cpu", "max_steps": steps}}, "check")], overrides)
-        cfg.train.device, cfg.train.max_steps, cfg.train.tensorboard = "cpu", steps, False
-        cfg.train.checkpoint_every, cfg.train.sample_every = 0, steps
+    def builds(self) -> str:
         from gantk.engine import Trainer
 
-        trainer = Trainer(cls(cfg), run, spec)
+        steps = self.steps
+        layer = [({"train": {"device": "cpu", "max_steps": steps}}, "check")]
+        cfg = registry.make_config(self.spec, self.cls, layer, self.overrides)
+        cfg.train.device, cfg.train.max_steps, cfg.train.tensorboard = "cpu", steps, False
+        cfg.train.checkpoint_every, cfg.train.sample_every = 0, steps
+        # every step after the first (which may set things up lazily) runs watched for host reads
+        self.trainer = trainer = Trainer(self.cls(cfg), self.run_folder, self.spec, step_context=self._watch)
         trainer.setup()
-        state["trainer"] = trainer
         for name, module in trainer.aux.items():  # build_aux: placed by the engine, frozen, in eval mode
             if module.training or any(p.requires_grad for p in module.parameters()):
                 raise AssertionError(f"auxiliary module '{name}' is not frozen in eval mode after set-up")
         return ", ".join(f"{k}: {sum(p.numel() for p in n.parameters()):,} params" for k, n in trainer.nets.items())
 
-    def trains() -> str:
+    def _watch(self, step: int) -> contextlib.AbstractContextManager:
         from gantk.engine.syncs import forbid_host_reads
 
-        trainer = state["trainer"]
+        return forbid_host_reads(self.trainer.device, self.host_reads.append)
+
+    def trains(self) -> str:
+        trainer = self.trainer
         before = {k: _parameters(n) for k, n in trainer.nets.items()}
-        found = state["host_reads"] = []
-        runner = trainer.runner
-
-        def watched(phase, raws, index):  # the first step may set things up lazily: watch the others
-            with forbid_host_reads(trainer.device, found.append) if index else contextlib.nullcontext():
-                runner(phase, raws, index)
-
-        trainer.runner = watched
-        try:
-            state["final"] = trainer.fit()
-        finally:
-            trainer.runner = runner
+        self.final = trainer.fit()
         trained = sorted(n for networks in trainer.optimizer_groups.values() for n in networks)
         after = {k: _parameters(trainer.nets[k]) for k in trained}
         still = [k for k in trained if all(torch.equal(v, after[k][n]) for n, v in before[k].items())]
         if still:
-            raise AssertionError(f"{steps} training steps left the weights of {still} unchanged")
-        return f"{steps} steps changed {trained}"
+            raise AssertionError(f"{self.steps} training steps left the weights of {still} unchanged")
+        return f"{self.steps} steps changed {trained}"
 
-    def capturable() -> str:
-        reason = state["trainer"].plugin.capturable_reason()
+    def capturable(self) -> str:
+        reason = self.trainer.plugin.capturable_reason()
         if reason:
             return f"the plugin declares its step not capturable: {reason}"
-        if state["host_reads"]:
-            raise AssertionError(f"{state['host_reads'][0]} (and {len(state['host_reads']) - 1} more)")
-        return f"steps 2..{steps} read nothing on the host" if steps > 1 else "one step only: nothing to watch"
+        if self.host_reads:
+            raise AssertionError(f"{self.host_reads[0]} (and {len(self.host_reads) - 1} more)")
+        return (
+            f"steps 2..{self.steps} read nothing on the host" if self.steps > 1 else "one step only: nothing to watch"
+        )
 
-    def output_shape() -> str:
-        trainer = state["trainer"]
-        cfg = trainer.cfg
+    def output_shape(self) -> str:
+        trainer = self.trainer
+        channels = trainer.cfg.data.channels
         if trainer.sample_inputs is None:
             return "no sample inputs (the plugin does not sample); skipped the shape check"
         inputs = {k: v[:2] for k, v in trainer.sample_inputs.items()}
         with trainer.eval_mode():
             out = trainer.plugin.generate(trainer.sampling_generator(), inputs).float()
-        if out.dim() != 4 or out.shape[1] != cfg.data.channels:
-            raise AssertionError(f"generator output {tuple(out.shape)} does not have data.channels={cfg.data.channels}")
+        if out.dim() != 4 or out.shape[1] != channels:
+            raise AssertionError(f"generator output {tuple(out.shape)} does not have data.channels={channels}")
         if not torch.isfinite(out).all():
             raise AssertionError("generator output has non-finite values")
         return f"output {tuple(out.shape)}"
 
-    def round_trip() -> str:
+    def round_trip(self) -> str:
         from gantk.io.generators import load_generator
 
-        trainer, final = state["trainer"], state["final"]
+        trainer, final = self.trainer, self.final
         if not (final / "config.json").is_file():
             raise AssertionError(f"{final} has no config.json")
-        spec = state["spec"]  # a plugin folder is named, as a user names it (--plugin DIR)
-        where = spec.location if spec.source == "path" else None
-        plugin_back, G = load_generator(final, plugin=where)
-        state["loaded"] = (plugin_back, G)
+        where = self.spec.location if self.spec.source == "path" else None  # named as a user names it
+        self.loaded = plugin_back, G = load_generator(final, plugin=where)
         directions = {None: trainer.plugin.generator, **trainer.plugin.directions}  # every generator it samples
         count = 0
         for direction, name in directions.items():
@@ -198,10 +217,10 @@ def check_plugin(
             count += len(expected)
         return f"{count} tensors identical ({', '.join(dict.fromkeys(directions.values()))})"
 
-    def deterministic() -> str:
+    def deterministic(self) -> str:
         from gantk.sampling import sample
 
-        plugin_back, G = state["loaded"]
+        plugin_back, G = self.loaded
         try:
             a, b = sample(plugin_back, G, 2, seed=0), sample(plugin_back, G, 2, seed=0)
         except GantkError:  # image-to-image plugins: translate a fixed image instead
@@ -213,22 +232,6 @@ def check_plugin(
         if not torch.equal(a, b):
             raise AssertionError("the same seed gave different images")
         return "same seed, same images"
-
-    check(CHECKS[0], (), loads)
-    check(CHECKS[1], (CHECKS[0],), rejects_unknown)
-    check(CHECKS[2], (CHECKS[0],), builds)
-    check(CHECKS[3], (CHECKS[2],), trains)
-    check(CHECKS[4], (CHECKS[3],), capturable)
-    check(CHECKS[5], (CHECKS[3],), output_shape)
-    check(CHECKS[6], (CHECKS[3],), round_trip)
-    check(CHECKS[7], (CHECKS[6],), deterministic)
-    if tmp is not None:
-        tmp.cleanup()
-    bad = [r for r in results if r.status != "passed"]
-    if bad:
-        lines = "\n".join(f"- {r.name}: {r.status}: {r.detail}" for r in bad)
-        raise PluginCheckError(f"plugin {plugin!r} failed {sum(r.status == 'failed' for r in bad)} check(s):\n{lines}")
-    return results
 
 
 def _field_type(cls: type[Config], name: str):

@@ -60,3 +60,34 @@ class LazyGan(DCGAN):
     msg = str(err.value)
     assert "training steps run and change the weights: failed" in msg and "['G']" in msg
     assert "generator output matches the data: skipped" in msg  # later checks say why they did not run
+
+
+def test_a_plugin_that_reads_the_host_inside_its_step_fails_the_capturable_check(tmp_path: Path):
+    """The kit watches every step after the first through the trainer's public step_context."""
+    folder = tmp_path / "chattygan"
+    folder.mkdir()
+    (folder / "plugin.py").write_text(
+        '''
+from gantk.registry import load
+
+DCGAN = load("dcgan")[1]
+
+
+class ChattyGan(DCGAN):
+    """DCGAN that reads its loss on the host in every step (a float() a CUDA graph cannot hold)."""
+
+    def g_loss(self, batch, ctx):
+        losses = super().g_loss(batch, ctx)
+        if float(sum(v.detach() for v in losses.values())) > 1e9:
+            raise AssertionError("unreachable")
+        return losses
+'''
+    )
+    (folder / "defaults.yaml").write_text((Path(__file__).parents[1] / "plugins/dcgan/defaults.yaml").read_text())
+    with pytest.raises(PluginCheckError) as err:
+        check_plugin(
+            str(folder), data=write_image_folder(tmp_path / "img", n=8), overrides=TINY_DCGAN, workdir=tmp_path
+        )
+    msg = str(err.value)
+    assert "reads no tensor value on the host (CUDA-graph capturable): failed" in msg
+    assert "failed 1 check(s)" in msg  # training itself passed

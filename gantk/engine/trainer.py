@@ -28,6 +28,8 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +71,17 @@ class Trainer:
         spec: PluginSpec | None = None,
         resume: bool | str = False,
         hooks: list[Hook] | None = None,
+        step_context: Callable[[int], AbstractContextManager] | None = None,
     ) -> None:
+        """``step_context(step)``, when given, is entered around every training step of this process but
+        its first (which may set things up lazily): the conformance kit watches for host reads there."""
         self.plugin = plugin
         self.cfg = plugin.cfg
         self.run = Path(out)
         self.spec = spec or PluginSpec.of(plugin)  # recorded in every checkpoint: how to find the plugin again
         self.resume = resume
         self.user_hooks = list(hooks or [])
+        self.step_context = step_context or (lambda step: contextlib.nullcontext())
         self.state: snapshot.RunState | None = None  # built by setup()
         self.emas: dict[str, EmaGenerator] = {}  # train.ema: each sampled generator's average (setup)
         self.transforms_sha256 = ""  # of the data.transforms file (setup)
@@ -356,7 +362,8 @@ class Trainer:
                 if self.step == self._first_step:
                     self._first_step_checked(phase, raws)
                 else:
-                    self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
+                    with self.step_context(self.step):
+                        self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
                 self.step += 1
                 self._after_step()
                 agreed = self.stop_flag.result(self._local_flag())
@@ -499,7 +506,9 @@ class Trainer:
             stream.load_state_dict(position)  # a step's batches are taken whole: its checkpoint takes none
             error = exc
             if isinstance(exc, DataError) and self.cfg.data.on_error == "raise":
-                error = DataError(f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)")
+                error = DataError(
+                    f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)"
+                )
             if self.step == self._first_step:  # nothing trained by this process: nothing to save
                 if error is exc:
                     raise
