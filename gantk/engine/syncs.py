@@ -89,10 +89,7 @@ class _HostReadDetector(TorchDispatchMode):
 
     def _check_copy(self, name: str, args, kwargs) -> None:
         src = args[1] if name == "aten::copy_" else args[0]
-        if name == "aten::copy_":
-            dst_device = args[0].device
-        else:
-            dst_device = kwargs.get("device") or src.device
+        dst_device = args[0].device if name == "aten::copy_" else kwargs.get("device") or src.device
         if not isinstance(src, torch.Tensor):
             return
         devices = {torch.device(src.device).type, torch.device(dst_device).type}

@@ -55,9 +55,8 @@ def load_lpips(weights: str, net: Literal["alex", "vgg"] = "alex") -> nn.Module:
         state = read_state_dict(Path(weights).expanduser(), f"{arch} ImageNet weights", "eval.lpips_weights")
 
     model = tm_lpips._LPIPS(pretrained=False, net=net, pnet_rand=True)  # random backbone: no download
-    lins = torch.load(
-        Path(tm_lpips.__file__).parent / "lpips_models" / f"{net}.pth", map_location="cpu", weights_only=True
-    )
+    shipped = Path(tm_lpips.__file__).parent / "lpips_models" / f"{net}.pth"
+    lins = read_state_dict(shipped, "torchmetrics' LPIPS linear layers", "shipped with torchmetrics")
     model.load_state_dict(lins, strict=False)  # the linear layers only; the backbone is copied in below
     with torch.no_grad():  # the slices keep torchvision's indices: net.slice1.0.weight is features.0.weight
         for name, param in model.net.named_parameters():

@@ -230,10 +230,12 @@ def test_a_partial_folder_a_killed_download_left_is_removed(server, tmp_path: Pa
 def test_an_html_page_instead_of_an_archive_is_named_as_such(server, tmp_path: Path):
     root, base = server
     (root / "toy.tar.gz").write_bytes(b"<html><body>Access denied</body></html>")
-    with pytest.raises(
-        DataError, match=r"toy.tar.gz is neither a zip nor a readable tar archive \(it starts like an HTML"
+    with (
+        pytest.raises(
+            DataError, match=r"toy.tar.gz is neither a zip nor a readable tar archive \(it starts like an HTML"
+        ),
+        warnings.catch_warnings(),
     ):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnverifiedDownloadWarning)
-            download_dataset(_card(f"{base}/toy.tar.gz"), tmp_path / "datasets" / "toy")
+        warnings.simplefilter("ignore", UnverifiedDownloadWarning)
+        download_dataset(_card(f"{base}/toy.tar.gz"), tmp_path / "datasets" / "toy")
     assert list((tmp_path / "datasets").iterdir()) == []

@@ -32,10 +32,9 @@ def env() -> dict[str, str]:
 
 
 def run(args: list[str], timeout: float = 180, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, *args], env=env(), capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs
     )
-    return proc
 
 
 def torchrun(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:

@@ -31,7 +31,7 @@ def _by_hand(path: Path, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     net = torchvision.models.alexnet(weights=None).features
     net.load_state_dict({k.removeprefix("features."): v for k, v in load_file(str(path)).items()})
-    lins = torch.load(Path(tm_lpips.__file__).parent / "lpips_models" / "alex.pth", map_location="cpu")
+    lins = torch.load(Path(tm_lpips.__file__).parent / "lpips_models" / "alex.pth", map_location="cpu")  # noqa: TID251
     shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
     scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
     x, y = (((t.mul(255).round() / 127.5 - 1) - shift) / scale for t in (a, b))

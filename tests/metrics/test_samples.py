@@ -29,7 +29,7 @@ def _plugin(folder, **eval_):
 def test_real_images_are_a_seeded_subset_in_unit_range(image_folder):
     plugin = _plugin(image_folder)
     real = samples.real_images(plugin.build_dataset(), 16, seed=0)
-    assert real.shape == (16, 3, 16, 16) and -1 <= real.min() and real.max() <= 1
+    assert real.shape == (16, 3, 16, 16) and real.min() >= -1 and real.max() <= 1
     assert torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=0))
     assert not torch.equal(real, samples.real_images(plugin.build_dataset(), 16, seed=1))
     assert len(samples.real_images(plugin.build_dataset(), 1000, seed=0)) == 32  # all of a smaller dataset

@@ -171,7 +171,9 @@ def test_gantk_sample_refuses_a_super_resolution_model_naming_what_serves_it(tmp
     run = tiny_sr_run(tmp_path, steps=1)
     assert main(["sample", str(run), "--device", "cpu", "-o", str(tmp_path / "g.png")]) == 2
     said = " ".join(capsys.readouterr().err.split())
-    assert "does not sample from noise (it serves translate, upscale); gantk translate or gantk upscale serves it" in said
+    assert (
+        "does not sample from noise (it serves translate, upscale); gantk translate or gantk upscale serves it" in said
+    )
     assert not (tmp_path / "g.png").exists()
 
 

@@ -46,8 +46,7 @@ def _per_sample_reference(x, weight, styles, demodulate, up):
         y = F.conv_transpose2d(x.reshape(1, n * c, *x.shape[2:]), grouped, stride=2, groups=n)
         y = y.reshape(n, -1, *y.shape[2:])
         k = (fir_kernel() * 4).to(y.dtype)
-        y = F.conv2d(F.pad(y, [1, 1, 1, 1]), k[None, None].expand(y.shape[1], 1, 4, 4), groups=y.shape[1])
-        return y
+        return F.conv2d(F.pad(y, [1, 1, 1, 1]), k[None, None].expand(y.shape[1], 1, 4, 4), groups=y.shape[1])
     y = F.conv2d(x.reshape(1, n * c, *x.shape[2:]), w.reshape(-1, c, *weight.shape[2:]), padding=1, groups=n)
     return y.reshape(n, -1, *y.shape[2:])
 
