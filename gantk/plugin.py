@@ -30,7 +30,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -38,12 +38,18 @@ from torch import Tensor, nn
 from gantk.config import Config
 from gantk.errors import ConfigError
 
+T = TypeVar("T")
+
 #: version of the plugin contract below; a plugin built for a newer contract is refused with a clear error.
 #: 2 added updates over several networks (``Update(("G_AB", "G_BA"), ..., optimizer="G")``), named
 #: generators per direction (``GanPlugin.directions``) and frozen auxiliary modules (``build_aux``);
 #: a version-1 plugin uses none of them and loads unchanged. 3 added lazy updates (``Update(..., every=16)``)
-#: and sampling options (``GanPlugin.sample_options``: ``gantk sample --truncation``, ``--style-mix``)
-CONTRACT_VERSION = 3
+#: and sampling options (``GanPlugin.sample_options``: ``gantk sample --truncation``, ``--style-mix``).
+#: 4 made ``best_metric`` a method, added ``preview_inputs`` (training's sample grids) and gave
+#: ``EvalContext`` the run folder and a cache the engine keeps for a run (no state kept on the plugin),
+#: and hooks ``state_dict``/``load_state_dict``; a version-3 plugin that sets ``best_metric = "..."`` is
+#: refused with the one-line fix
+CONTRACT_VERSION = 4
 
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
 #: a larger image from a smaller one
@@ -142,6 +148,24 @@ class EvalContext:
     #: functions (``gantk.metrics.samples.sample_metrics``); stored beside every score, and a best
     #: checkpoint is only ever compared with scores of the same protocol
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: the folder for what a run derives once and keeps as files (CGAN's own classifier): the training run's
+    #: folder, or ``gantk eval``'s output folder; by default ``out_dir``'s parent
+    run_dir: Path | None = None
+    #: what the evaluations of one run share, owned by the engine (one per run; ``gantk eval`` starts
+    #: empty): read it through :meth:`cached`, so that no evaluation keeps state on the plugin
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.run_dir is None:
+            self.run_dir = self.out_dir.parent
+
+    def cached(self, key: str, make: Callable[[], T]) -> T:
+        """``make()`` the first time this run asks for ``key``, the same value after: the reference images,
+        benchmark sets and bicubic scores of a run are read once for all its evaluations."""
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
 
 
 LossFn = Callable[[Batch, StepContext], Losses]
@@ -277,6 +301,15 @@ class Hook:
     def __call__(self, trainer: Any) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a stateful hook must keep across a resume (JSON values: numbers, strings, lists, dicts),
+        saved in every checkpoint's ``config.json`` as the checkpoint is written (before that step's
+        hooks run) and given back to :meth:`load_state_dict` on ``--resume``. Empty: nothing to keep."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned when the checkpoint being resumed was written."""
+
 
 class GanPlugin:
     """Base class of every gantk plugin. Subclass it in a ``plugin.py``; see docs in the README."""
@@ -295,8 +328,7 @@ class GanPlugin:
     #: (CycleGAN: ``{"AtoB": "G_AB", "BtoA": "G_BA"}``); ``gantk translate --direction``, ``sample`` and
     #: ``export`` pick one by its key, and EMA averages each of them. Empty: ``generator`` serves alone
     directions: ClassVar[dict[str, str]] = {}
-    #: evaluation metric used to keep the best checkpoint, and whether lower is better
-    best_metric: ClassVar[str] = ""
+    #: whether lower (``min``) or higher (``max``) values of :meth:`best_metric` are better
     best_mode: ClassVar[str] = "min"
     #: the network whose image input ``train.augment`` augments (real and generated alike); "" opts out,
     #: for a plugin whose losses need D to see the images as they are
@@ -409,6 +441,13 @@ class GanPlugin:
         """
         raise NotImplementedError(f"plugin '{self.cfg.plugin}' does not sample from noise")
 
+    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """The inputs of training's sample grids (``train.sample_count``, drawn once per run, so the grids
+        follow the same inputs) and of EMA's batch-norm calibration. By default :meth:`sample_inputs`; a
+        plugin that does not sample from noise reads fixed inputs itself (pix2pix: held-out label maps),
+        so nothing depends on :meth:`build_dataset` having run. NotImplementedError: no grids."""
+        return self.sample_inputs(n, generator)
+
     def latent_codes(self) -> tuple[LatentCode, ...]:
         """Named parts of the generator's input that a user can vary one at a time (InfoGAN's ``c1, c2, c3``),
         for ``gantk sample --traverse`` and the synthesis app; empty when there are none."""
@@ -468,6 +507,11 @@ class GanPlugin:
         ``nets[generator]`` is the EMA generator when EMA is on. Write reports under ``ctx.out_dir``.
         """
         return {}
+
+    def best_metric(self) -> str:
+        """The evaluation metric that keeps ``checkpoints/best`` (``train.best_metric`` overrides it); may
+        depend on the config (DCGAN: ``fid`` with Inception weights, else ``kid_pixels``). Empty: none."""
+        return ""
 
     def metric_names(self) -> tuple[str, ...]:
         """The names :meth:`evaluate` reports under this config, so that ``train.best_metric`` is checked

@@ -367,6 +367,11 @@ def _checked(cls: type[GanPlugin], name: str, where: str) -> type[GanPlugin]:
         )
     if not (isinstance(cls.config_class, type) and issubclass(cls.config_class, Config)):
         raise PluginError(f"plugin '{name}' ({where}): config_class must subclass gantk.Config.")
+    if not callable(cls.best_metric):
+        raise PluginError(
+            f"plugin '{name}' ({where}) sets best_metric = {cls.best_metric!r}; since plugin contract 4 it is a "
+            f"method: def best_metric(self) -> str: return {cls.best_metric!r}"
+        )
     tasks = cls.tasks if isinstance(cls.tasks, (set, frozenset, tuple, list)) else None
     unknown = sorted(str(t) for t in tasks or () if t not in TASKS)
     if tasks is None or unknown:

@@ -4,6 +4,7 @@ import pytest
 
 from gantk import GanPlugin, registry
 from gantk.errors import PluginError
+from gantk.plugin import CONTRACT_VERSION
 from tests.helpers import REPO
 
 
@@ -107,8 +108,9 @@ def test_listing_shows_broken_and_local_plugins_without_stopping(tmp_path: Path)
 def test_plugin_for_a_newer_contract_is_refused(tmp_path: Path):
     folder = tmp_path / "future"
     folder.mkdir()
-    (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = 4\n")
-    with pytest.raises(PluginError, match="contract 4.*upgrade gantk"):
+    newer = CONTRACT_VERSION + 1
+    (folder / "plugin.py").write_text(f"from gantk import GanPlugin\nclass F(GanPlugin):\n    contract = {newer}\n")
+    with pytest.raises(PluginError, match=f"contract {newer}.*upgrade gantk"):
         registry.find(str(folder)).load()
 
 
@@ -178,3 +180,11 @@ def test_plugins_lists_an_entry_point_that_exits_at_import_as_broken_and_exits_0
     assert out.returncode == 0, out.stderr
     text = " ".join((out.stdout + out.stderr).split())
     assert "exiter" in text and "SystemExit: 3" in text and "no_such_module_xyz" in text and "dcgan" in text
+
+
+def test_a_contract_3_best_metric_attribute_is_refused_with_the_one_line_fix(tmp_path: Path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "plugin.py").write_text("from gantk import GanPlugin\nclass Old(GanPlugin):\n    best_metric = 'fid'\n")
+    with pytest.raises(PluginError, match=r"since plugin contract 4 it is a method: def best_metric\(self\) -> str"):
+        registry.find(str(folder)).load()

@@ -73,7 +73,9 @@ class Evaluate(Hook):
             nets = dict(trainer.nets)
             for name in plugin.sampled_networks():  # the EMA copies, when on
                 nets[name] = trainer.sampling_generator(name)
-            ctx = EvalContext(trainer.device, trainer.step, trainer.run / "eval")
+            ctx = EvalContext(
+                trainer.device, trainer.step, trainer.run / "eval", run_dir=trainer.run, cache=trainer.eval_cache
+            )
             ctx.protocol.update(generator="ema" if plugin.generator in trainer.emas else "raw", gantk=__version__)
             with trainer.eval_mode():
                 return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}, ctx.protocol
@@ -85,7 +87,7 @@ class Evaluate(Hook):
             trainer.step, {**{f"eval/{k}": float(v) for k, v in metrics.items()}, "eval_protocol": protocol}
         )
         trainer.logger.message(f"eval at step {trainer.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-        name = cfg.train.best_metric or plugin.best_metric
+        name = cfg.train.best_metric or plugin.best_metric()
         mode = cfg.train.best_mode if cfg.train.best_metric else plugin.best_mode
         if not name or not trainer.phase_at(max(0, trainer.step - 1)).keep_best:  # the phase of the step just done
             return

@@ -62,7 +62,7 @@ def check_config(plugin: GanPlugin) -> None:
         raise ConfigError(
             f"config key 'train.best_metric' is '{best}', but plugin '{cfg.plugin}' reports only "
             f"{', '.join(reported)} under this config; choose one of those (or leave it empty for "
-            f"'{plugin.best_metric or 'none'}')."
+            f"'{plugin.best_metric() or 'none'}')."
         )
 
 

@@ -26,6 +26,7 @@ from gantk.io import checkpoint as ckpt
 
 LOCK = ".lock"
 FINISHED = "finished.json"  # written once the final checkpoint's samples and evaluation are done
+HOOKS_DONE = "hooks.json"  # the last checkpoint step whose hooks all ran, and the hooks' states after them
 
 
 class RunFolder:
@@ -124,6 +125,21 @@ class RunFolder:
         tmp = self.path / f".{FINISHED}.tmp"
         tmp.write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
         os.replace(tmp, self.path / FINISHED)
+
+    def mark_hooks_done(self, step: int, states: dict[str, Any]) -> None:
+        """Record that every hook due after checkpoint ``step`` ran, and the hooks' states after them."""
+        tmp = self.path / f".{HOOKS_DONE}.tmp"
+        tmp.write_text(json.dumps({"step": step, "states": states}) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path / HOOKS_DONE)
+
+    def hooks_done(self) -> tuple[int, dict[str, Any]] | None:
+        """``(step, states)`` that :meth:`mark_hooks_done` recorded; None when nothing (readable) was."""
+        try:
+            record = json.loads((self.path / HOOKS_DONE).read_text(encoding="utf-8"))
+            step, states = record["step"], record["states"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return (step, states) if isinstance(step, int) and isinstance(states, dict) else None
 
     def finished_at(self) -> int | None:
         """The step :meth:`mark_finished` recorded (None: the run never finished, or was killed in its

@@ -22,6 +22,7 @@ evaluations, checkpoints); the other ranks wait for it wherever the run's state 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -82,6 +83,8 @@ class Trainer:
         self.resume = resume
         self.user_hooks = list(hooks or [])
         self.step_context = step_context or (lambda step: contextlib.nullcontext())
+        self.eval_cache: dict[str, Any] = {}  # EvalContext.cache: what this run's evaluations share
+        self.hooks_pending = False  # resumed at a checkpoint whose hooks did not all run after it
         self.state: snapshot.RunState | None = None  # built by setup()
         self.emas: dict[str, EmaGenerator] = {}  # train.ema: each sampled generator's average (setup)
         self.transforms_sha256 = ""  # of the data.transforms file (setup)
@@ -233,7 +236,7 @@ class Trainer:
             augment=self.augmenter,
         )
         try:
-            self.sample_inputs = self.plugin.sample_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
+            self.sample_inputs = self.plugin.preview_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
             self.sample_inputs = None
         if world.rank:  # per-rank streams from here on: dropout and other draws differ between ranks
@@ -279,6 +282,8 @@ class Trainer:
             *self.plugin.hooks(),
             *self.user_hooks,
         ]
+        if resume_from is not None:
+            self._restore_hooks(resume_from)
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
 
@@ -346,15 +351,12 @@ class Trainer:
         try:
             if self.step >= tc.max_steps and self.folder.finished_at() == self.step:
                 logger.message(f"run already at step {self.step} >= train.max_steps={tc.max_steps}; nothing to do.")
-            elif self.step >= tc.max_steps:  # killed after its final checkpoint, in the final samples/evaluation
+            elif self.hooks_pending:  # killed after a checkpoint, in its samples/evaluation/hooks
                 logger.message(
-                    f"run at step {self.step} = train.max_steps, but its final samples and evaluation did not "
-                    "finish (the process was killed after the final checkpoint): running them now"
+                    f"the samples, evaluation and hooks due at step {self.step} did not all finish after its "
+                    "checkpoint (the process was stopped in them): running them now"
                 )
-                with self._saved_on_failure(last_saved):
-                    for hook in self.hooks:
-                        if hook.due(self.step, self.step):
-                            hook(self)
+                self._run_hooks(last_saved, max(tc.max_steps, self.step))
             while self.step < tc.max_steps:
                 self.stop_flag.start(self._local_flag())  # agreed over the ranks while the step runs
                 phase = self.phase_at(self.step)
@@ -447,11 +449,18 @@ class Trainer:
         scheduled = tc.checkpoint_every and step % tc.checkpoint_every == 0
         if step == tc.max_steps or scheduled or save_due or self.stop_signal:
             saved = self.save()  # its own failure names the last good checkpoint: no second attempt
-        with self._saved_on_failure(saved or last_saved):
-            for hook in self.hooks:
-                if hook.due(step, tc.max_steps):
-                    hook(self)
+        self._run_hooks(saved or last_saved, tc.max_steps, record=saved is not None)
         return saved
+
+    def _run_hooks(self, last_saved: Path | None, max_steps: int, record: bool = True) -> None:
+        """The hooks due after this step, in order; then, after a checkpoint step, the record that they all
+        ran (with their states), so that a resume neither repeats nor loses them."""
+        with self._saved_on_failure(last_saved):
+            for hook in self.hooks:
+                if hook.due(self.step, max_steps):
+                    hook(self)
+        if record and self.world.is_main:
+            self.folder.mark_hooks_done(self.step, self.hook_states())
 
     @contextlib.contextmanager
     def _saved_on_failure(self, last_saved: Path | None):
@@ -569,7 +578,7 @@ class Trainer:
         if not tc.ema.calibration_batches or self.sample_inputs is None:
             return  # no inputs to draw (image-to-image): the raw generator's statistics stay
         g = torch.Generator().manual_seed(tc.seed + 2)  # the same batches every time: deterministic
-        batches = (self.plugin.sample_inputs(tc.batch_size, g) for _ in range(tc.ema.calibration_batches))
+        batches = (self.plugin.preview_inputs(tc.batch_size, g) for _ in range(tc.ema.calibration_batches))
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), torch.no_grad(), self.autocast():
             recalibrate_batchnorm(
@@ -604,8 +613,48 @@ class Trainer:
                 n.train(modes[k])
 
     # ------------------------------------------------------------------ checkpoints
+    def _hook_key(self, index: int, hook: Hook) -> str:
+        return f"{index}:{type(hook).__qualname__}"  # position and class: a reordered list is not mixed up
+
+    def hook_states(self) -> dict[str, dict[str, Any]]:
+        """The hooks' :meth:`Hook.state_dict` (the non-empty ones), by position and class, for a checkpoint."""
+        states = {}
+        for i, hook in enumerate(getattr(self, "hooks", [])):
+            state = hook.state_dict() if hasattr(hook, "state_dict") else {}  # any object with due() and __call__
+            try:
+                json.dumps(state, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise PluginError(
+                    f"hook {type(hook).__qualname__}.state_dict() returned what JSON cannot hold ({exc}); return "
+                    "numbers, strings, lists and dicts (a checkpoint keeps it in config.json)."
+                ) from None
+            if state:
+                states[self._hook_key(i, hook)] = state
+        return states
+
+    def _restore_hooks(self, folder: Path) -> None:
+        """The hooks' states as they were after the hooks of the resumed checkpoint's step ran; when that is
+        not recorded (killed in them, or an older checkpoint resumed), as the checkpoint was written, and
+        the hooks due at that step run again first (:attr:`hooks_pending`)."""
+        done = distributed.broadcast(self.folder.hooks_done(), self.world)
+        if done is not None and done[0] == self.step:
+            saved = done[1]
+        else:
+            saved, self.hooks_pending = ckpt.read_meta(folder).get("hooks") or {}, True
+        mine = {self._hook_key(i, h): h for i, h in enumerate(self.hooks)}
+        for key, state in saved.items():
+            if key in mine and hasattr(mine[key], "load_state_dict"):
+                mine[key].load_state_dict(state)
+            elif self.world.is_main:
+                warnings.warn(
+                    f"checkpoint {folder} holds the state of hook {key.partition(':')[2]} (position "
+                    f"{key.partition(':')[0]}), which this run does not have there: that state is not restored.",
+                    stacklevel=2,
+                )
+
     def meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A checkpoint's ``config.json``: the plugin, the resolved config, the step."""
+        """A checkpoint's ``config.json``: the plugin, the resolved config, the step, the hooks' states."""
+        hooks = self.hook_states()
         return {
             "gantk_version": __version__,
             "plugin": self.spec.to_meta(),
@@ -613,6 +662,7 @@ class Trainer:
             "step": self.step,
             "config": to_dict(self.cfg),
             **({"data_transforms_sha256": self.transforms_sha256} if self.transforms_sha256 else {}),
+            **({"hooks": hooks} if hooks else {}),
             **(extra or {}),
         }
 

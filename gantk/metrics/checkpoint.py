@@ -62,7 +62,7 @@ def evaluate_checkpoint(
     folder = ckpt.find_checkpoint(Path(checkpoint), which)
     meta = ckpt.read_meta(folder)
     step = int(meta.get("step") or 0)
-    ctx = EvalContext(device, step, out_dir / "eval")
+    ctx = EvalContext(device, step, out_dir / "eval", run_dir=out_dir)
     used = ckpt.generator_weights(folder, plugin.generator, use_ema=use_ema)
     # a generator-only export of the EMA weights stores them under the plain name, and says so in its meta
     ema = used.name.endswith("_ema.safetensors") or bool((meta.get("exported") or {}).get("ema"))

@@ -85,10 +85,11 @@ def sample_metrics(plugin, G: nn.Module, ctx, real: Tensor | None = None) -> dic
             "gantk.EvalConfig. Subclass it to keep those keys."
         )
     scores = _scores(cfg, ctx.device)  # weights that cannot give what is asked: refused before data or sampling
-    if real is None:  # read once per plugin instance (a run), kept on it for the next evaluations
-        if getattr(plugin, "_eval_real", None) is None:
-            plugin._eval_real = real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed)
-        real = plugin._eval_real
+    if real is None:  # read once per run: the engine keeps it in the run's evaluation cache
+        real = ctx.cached(
+            "sample_metrics: real images",
+            lambda: real_images(plugin.build_dataset(plugin.cfg.data.split), cfg.fid_samples, cfg.seed),
+        )
     fake = generated_images(plugin, G, cfg.fid_samples, cfg.seed, ctx.device)
     save_grid(fake[:64], Path(ctx.out_dir) / f"samples_{ctx.step:08d}.png", nrow=8)
     protocol = getattr(ctx, "protocol", None)
@@ -109,11 +110,10 @@ def intra_class_fid(plugin, images: Tensor, per_class: int, ctx) -> dict[str, fl
     cfg = plugin.cfg.eval
     if not cfg.fid_weights:
         return {}
-    if getattr(plugin, "_intra_real", None) is None:  # read once per plugin instance (a run), like _eval_real
-        plugin._intra_real = _real_per_class(plugin, per_class, cfg.seed)
+    reals = ctx.cached("intra_class_fid: real images", lambda: _real_per_class(plugin, per_class, cfg.seed))
     space = _scores(cfg, ctx.device).inception
     fids = []
-    for k, (name, real) in enumerate(zip(plugin.class_names(), plugin._intra_real, strict=True)):
+    for k, (name, real) in enumerate(zip(plugin.class_names(), reals, strict=True)):
         fake = images[k * per_class : (k + 1) * per_class]
         fids.append(distances(space.reference(real), space.features(fake, what=f"class {name}"), cfg.seed)["fid"])
     protocol = getattr(ctx, "protocol", None)

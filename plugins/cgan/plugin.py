@@ -63,10 +63,12 @@ class CGAN(GanPlugin):
     name = "cgan"
     description = "Conditional GAN (Mirza & Osindero 2014): class label concatenated into G's and D's inputs."
     config_class = CGANConfig
-    best_metric = "accuracy"
     best_mode = "max"
 
     cfg: CGANConfig
+
+    def best_metric(self) -> str:
+        return "accuracy"
 
     # ---- data ---------------------------------------------------------------------------------------
     def resolve(self, dataset: torch.utils.data.Dataset) -> dict[str, list[str]]:
@@ -179,7 +181,7 @@ class CGAN(GanPlugin):
         return (*accuracy, *intra, *samples.metric_names(self.cfg.eval)) if names else ()
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
-        judge = self.judge(ctx.out_dir.parent, ctx.device)
+        judge = self.judge(ctx.run_dir, ctx.device)
         names, m = self.class_names(), self.cfg.eval.samples_per_class
         if tuple(judge.spec.class_names) != names:
             raise ConfigError(f"the classifier's classes {judge.spec.class_names} are not this model's {names}.")

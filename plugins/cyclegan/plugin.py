@@ -108,7 +108,6 @@ class CycleGAN(GanPlugin):
     augment_network = ""
 
     cfg: CycleGANConfig
-    heldout: dict[str, torch.Tensor] | None = None  # "A", "B" (and "paired": 1) for evaluation
 
     # ---- data ---------------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -128,6 +127,15 @@ class CycleGAN(GanPlugin):
     def build_dataset(self, split: str = "train") -> UnpairedDataset:
         """Two unpaired domains: ``trainA``/``trainB`` folders, or a paired set whose last ``data.holdout``
         pairs are held out and whose other pairs are read as two independent domains."""
+        return self._domains(split)[0]
+
+    def heldout_images(self) -> dict[str, torch.Tensor]:
+        """The evaluation's images: ``"A"``, ``"B"`` and ``"paired"`` (1 when they are each other's partners:
+        a paired set's last ``data.holdout`` pairs; 0 for ``testA``/``testB``); empty when there are none."""
+        return self._domains("train")[1]
+
+    def _domains(self, split: str) -> tuple[UnpairedDataset, dict[str, torch.Tensor]]:
+        """The training domains and the held-out images, both read from the data the config names."""
         d, seed = self.cfg.data, self.cfg.train.seed
         self.check_config()
         root, kind = locate(d.name, d.kind)
@@ -135,8 +143,8 @@ class CycleGAN(GanPlugin):
             train = unpaired(root, d.image_size, d.channels, "train", seed)
             if (root / "testA").is_dir() and (root / "testB").is_dir():
                 test = unpaired(root, d.image_size, train.channels, "test", seed).tensors
-                self.heldout = {"A": test["A"], "B": test["B"], "paired": torch.zeros(())}
-            return train
+                return train, {"A": test["A"], "B": test["B"], "paired": torch.zeros(())}
+            return train, {}
         if kind != "paired":
             raise DataError(
                 f"CycleGAN needs two domains: --data {d.name} is a '{kind}' dataset. Give a folder with trainA/ and "
@@ -149,8 +157,8 @@ class CycleGAN(GanPlugin):
         keep = len(a) - d.holdout
         if keep < 1:
             raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {len(a)} in '{d.name}'.")
-        self.heldout = {"A": a[keep:], "B": b[keep:], "paired": torch.ones(())}
-        return UnpairedDataset(a[:keep], b[:keep], pairs.channels, seed)
+        heldout = {"A": a[keep:], "B": b[keep:], "paired": torch.ones(())} if d.holdout else {}
+        return UnpairedDataset(a[:keep], b[:keep], pairs.channels, seed), heldout
 
     def resolve(self, dataset: UnpairedDataset) -> dict[str, int]:
         """The paper's schedule in steps (an epoch is max(|A|, |B|) images) and its block count."""
@@ -247,11 +255,13 @@ class CycleGAN(GanPlugin):
 
     # ---- inference ----------------------------------------------------------------------------------
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
+        raise NotImplementedError("CycleGAN translates inputs; use 'gantk translate RUN input.png -o out.png'")
+
+    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The first ``n`` held-out A images (training A images when there are none): the sample grids
         follow the same inputs through training, translated by G_AB."""
-        if self.heldout is None:
-            raise NotImplementedError("CycleGAN translates inputs; use 'gantk translate RUN input.png -o out.png'")
-        return {"input": from_uint8(self.heldout["A"][:n])}
+        train, heldout = self._domains("train")
+        return {"input": from_uint8((heldout or train.tensors)["A"][:n])}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
@@ -280,11 +290,6 @@ class CycleGAN(GanPlugin):
         return y[..., ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
 
     # ---- evaluation -------------------------------------------------------------------------------
-    def _heldout(self) -> dict[str, torch.Tensor]:
-        if self.heldout is None:  # gantk eval: read the data the checkpoint was trained on
-            self.build_dataset("train")
-        return self.heldout or {}
-
     def metric_names(self) -> tuple[str, ...]:
         each = ("l1", "psnr", "ssim") + (("fid", "kid") if self.cfg.eval.fid_weights else ())
         return tuple(f"{d}/{m}" for d in DIRECTIONS for m in each)
@@ -292,7 +297,7 @@ class CycleGAN(GanPlugin):
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """Each direction that ``nets`` holds, on the held-out images: L1/PSNR/SSIM against the partners where
         they are pairs, FID/KID against the target domain with ``eval.fid_weights``; and the cycle grids."""
-        held = self._heldout()
+        held = ctx.cached("cyclegan: held-out images", self.heldout_images)  # read once per run
         if not held:
             warnings.warn("CycleGAN has no held-out images (data.holdout=0, no testA/testB): no metrics", stacklevel=2)
             return {}

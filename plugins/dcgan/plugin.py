@@ -128,9 +128,8 @@ class DCGAN(GanPlugin):
 
     cfg: DCGANConfig
 
-    def __init__(self, cfg: DCGANConfig) -> None:
-        super().__init__(cfg)
-        self.best_metric = samples.best_metric(cfg.eval)  # fid with the Inception weights, else kid_pixels
+    def best_metric(self) -> str:
+        return samples.best_metric(self.cfg.eval)  # fid with the Inception weights, else kid_pixels
 
     def check_config(self) -> None:
         _blocks(self.cfg.data.image_size)

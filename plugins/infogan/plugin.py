@@ -76,11 +76,12 @@ class InfoGAN(GanPlugin):
         "InfoGAN (Chen et al. 2016): a categorical and continuous latent code learnt without labels, via Q on D."
     )
     config_class = InfoGANConfig
-    best_metric = "cat_accuracy"
     best_mode = "max"
 
     cfg: InfoGANConfig
-    _unlabelled_warned = False
+
+    def best_metric(self) -> str:
+        return "cat_accuracy"
 
     # ---- the code ---------------------------------------------------------------------------------
     def latent_codes(self) -> tuple[LatentCode, ...]:
@@ -227,21 +228,19 @@ class InfoGAN(GanPlugin):
 
         judge = clf.run_judge(
             e.classifier,
-            ctx.out_dir.parent,
+            ctx.run_dir,
             labelled_train,
             steps=e.classifier_steps,
             seed=e.seed,
             data_name=self.cfg.data.name,
             device=ctx.device,
         )
-        if judge is None:
-            if not self._unlabelled_warned:
-                warnings.warn(
-                    f"cat_accuracy skipped: --data {self.cfg.data.name} has no labels and eval.classifier is "
-                    "empty, so nothing can say which class a sample is.",
-                    stacklevel=2,
-                )
-                self._unlabelled_warned = True
+        if judge is None:  # said once: Python shows a warning once per place
+            warnings.warn(
+                f"cat_accuracy skipped: --data {self.cfg.data.name} has no labels and eval.classifier is "
+                "empty, so nothing can say which class a sample is.",
+                stacklevel=2,
+            )
             return {}
         g = torch.Generator().manual_seed(e.seed)
         per_code = [self.sample_inputs(e.samples_per_code, g, code=c) for c in range(k)]

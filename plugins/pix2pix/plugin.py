@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
+from gantk.config import Count, NonNegative, PathStr, Range, Side, Width, with_values
 from gantk.data import TensorDataset, jitter, load_dataset
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
@@ -106,14 +106,13 @@ class Pix2Pix(GanPlugin):
     name = "pix2pix"
     description = "pix2pix (Isola et al. 2017): U-Net G + 70x70 PatchGAN, label map -> photo on facades."
     config_class = Pix2PixConfig
-    best_metric = "l1"
     best_mode = "min"
     tasks = frozenset({"translate"})
 
     cfg: Pix2PixConfig
-    holdout: TensorDataset | None = None
-    _holdout_warned = False
-    _first_pairs: TensorDataset | None = None
+
+    def best_metric(self) -> str:
+        return "l1"
 
     # ---- data ---------------------------------------------------------------------------------------
     def _pairs(self, split: str) -> TensorDataset:
@@ -132,11 +131,7 @@ class Pix2Pix(GanPlugin):
         n = len(pairs)
         if d.holdout >= n:
             raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {n} in '{d.name}'.")
-        keep = n - d.holdout
-        self.holdout = self._rows(pairs, keep)
-        train = self._rows(pairs, 0, keep)
-        self._first_pairs = self._rows(pairs, 0, 64)
-        return train
+        return self._rows(pairs, 0, n - d.holdout)
 
     def resolve(self, dataset: TensorDataset) -> dict[str, int]:
         """The paper's schedule in steps: ``epochs.constant`` epochs at the full rate, then ``epochs.decay``
@@ -228,20 +223,23 @@ class Pix2Pix(GanPlugin):
         a, b = (from_uint8(t) for t in (pairs.tensors["A"], pairs.tensors["B"]))
         return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
 
-    def _holdout_pairs(self) -> TensorDataset:
-        """The held-out pairs: kept by build_dataset when training, read from the data for ``gantk eval``."""
-        if self.holdout is None:
-            pairs = self._pairs(self.cfg.data.split)
-            self.holdout = self._rows(pairs, max(0, len(pairs) - self.cfg.data.holdout))
-        return self.holdout
+    def heldout_pairs(self) -> TensorDataset:
+        """The last ``data.holdout`` pairs of the data, never trained on: what evaluation scores."""
+        pairs = self._pairs(self.cfg.data.split)
+        return self._rows(pairs, max(0, len(pairs) - self.cfg.data.holdout))
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
-        """The first ``n`` held-out inputs (training inputs when nothing is held out): sample grids follow
-        the same label maps through training."""
-        if self.holdout is None:
-            raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
-        pairs = self.holdout if len(self.holdout) else self._first_pairs
-        return {"input": self._inputs_targets(pairs)[0][:n]}
+        raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
+
+    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The first ``n`` held-out inputs (the first training inputs when nothing is held out): sample
+        grids follow the same label maps through training."""
+        data = with_values(self.cfg.data, {"preload": "never"}, "pix2pix's preview")  # n pairs, not the set
+        pairs = load_dataset(data, self.cfg.data.split)
+        start = len(pairs) - data.holdout if data.holdout else 0
+        items = [pairs[i] for i in range(start, min(start + n, len(pairs)))]
+        first = TensorDataset({k: torch.stack([item[k] for item in items]) for k in ("A", "B")}, pairs.channels)
+        return {"input": self._inputs_targets(first)[0]}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
@@ -276,11 +274,9 @@ class Pix2Pix(GanPlugin):
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """L1, PSNR and SSIM (kornia) on the held-out pairs, in [0, 1]; writes the report grid."""
-        pairs = self._holdout_pairs()
+        pairs = ctx.cached("pix2pix: held-out pairs", self.heldout_pairs)  # read once per run
         if not len(pairs):
-            if not self._holdout_warned:
-                warnings.warn("data.holdout=0: no held-out pairs, so pix2pix reports no metrics", stacklevel=2)
-                self._holdout_warned = True
+            warnings.warn("data.holdout=0: no held-out pairs, so pix2pix reports no metrics", stacklevel=2)
             return {}
         inputs, targets = self._inputs_targets(pairs)
         G = nets["G"]

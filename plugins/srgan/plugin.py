@@ -105,12 +105,12 @@ class SRGAN(GanPlugin):
     # SR's D judges texture against the HR image's own pixels; translating or recolouring what it sees
     # would reward textures the HR image does not have
     augment_network = ""
-    best_metric = "Set5/psnr_y"
     best_mode = "max"
 
     cfg: SRGANConfig
-    _benchmarks: dict[str, list[SRPair]] | None = None
-    _bicubic: dict[str, dict[str, float]] | None = None
+
+    def best_metric(self) -> str:
+        return "Set5/psnr_y"
 
     # ---- data ---------------------------------------------------------------------------------------
     def data_root(self) -> Path:
@@ -222,7 +222,7 @@ class SRGAN(GanPlugin):
     def translate(self, G: nn.Module, image: torch.Tensor, train_mode: bool | None = None) -> torch.Tensor:
         return self.upscale(G, image)
 
-    def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
+    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """LR centre crops of the first benchmark's images (repeated to ``n``): sample grids show what G
         makes of the same inputs through training."""
         sets = self.benchmarks()
@@ -250,36 +250,38 @@ class SRGAN(GanPlugin):
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def benchmarks(self) -> dict[str, list[SRPair]]:
-        """The evaluation sets, loaded once: ``eval.benchmarks`` entries are paths or folders under data.name."""
-        if self._benchmarks is None:
-            self._benchmarks = {}
-            channels = self.cfg.data.channels or 3
-            for entry in self.cfg.eval.benchmarks:
-                path = Path(entry).expanduser()
-                if not path.is_dir():
-                    path = self.data_root() / entry
-                self._benchmarks[Path(entry).name] = load_sr_benchmark(path, self.cfg.model.scale, channels)
-        return self._benchmarks
+        """The evaluation sets, read from disk: ``eval.benchmarks`` entries are paths or folders under data.name."""
+        sets = {}
+        channels = self.cfg.data.channels or 3
+        for entry in self.cfg.eval.benchmarks:
+            path = Path(entry).expanduser()
+            if not path.is_dir():
+                path = self.data_root() / entry
+            sets[Path(entry).name] = load_sr_benchmark(path, self.cfg.model.scale, channels)
+        return sets
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """``<set>/psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` for G and ``<set>/bicubic/...`` for bicubic."""
         scale, G, cfg = self.cfg.model.scale, nets["G"], self.cfg.eval
         judge = lpips_model(cfg.lpips_weights, cfg.lpips_net) if cfg.lpips_weights else None
-        if self._bicubic is None:
-            self._bicubic = {
+        sets = ctx.cached("srgan: benchmarks", self.benchmarks)  # read and scored with bicubic once per run
+        bicubic = ctx.cached(
+            "srgan: bicubic scores",
+            lambda: {
                 name: _scores([_bicubic(p.lr, scale) for p in pairs], pairs, scale, judge)
-                for name, pairs in self.benchmarks().items()
-            }
+                for name, pairs in sets.items()
+            },
+        )
         ctx.protocol.update(srm.protocol(scale))
         if judge is not None:
             ctx.protocol.update(lpips=f"{cfg.lpips_net}, v0.1 linear layers, RGB in [-1, 1], no border crop")
         metrics: dict[str, float] = {}
         crops = []
-        for name, pairs in self.benchmarks().items():
+        for name, pairs in sets.items():
             ctx.protocol[name] = {"images": len(pairs), "sha256": srm.pairs_sha256([(p.hr, p.lr) for p in pairs])}
             outputs = [self.upscale(G, from_uint8(p.lr)[None])[0].mul(0.5).add(0.5) for p in pairs]
             metrics.update({f"{name}/{k}": v for k, v in _scores(outputs, pairs, scale, judge).items()})
-            metrics.update({f"{name}/bicubic/{k}": v for k, v in self._bicubic[name].items()})
+            metrics.update({f"{name}/bicubic/{k}": v for k, v in bicubic[name].items()})
             crops += _centre_crops(_bicubic(pairs[0].lr, scale), outputs[0], pairs[0].hr)
         if crops:
             ctx.out_dir.mkdir(parents=True, exist_ok=True)

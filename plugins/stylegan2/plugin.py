@@ -82,9 +82,8 @@ class StyleGAN2(GanPlugin):
 
     cfg: StyleGAN2Config
 
-    def __init__(self, cfg: StyleGAN2Config) -> None:
-        super().__init__(cfg)
-        self.best_metric = samples.best_metric(cfg.eval)
+    def best_metric(self) -> str:
+        return samples.best_metric(self.cfg.eval)  # fid with the Inception weights, else kid_pixels
 
     def check_config(self) -> None:
         size = self.cfg.data.image_size

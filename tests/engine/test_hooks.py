@@ -7,7 +7,7 @@ import pytest
 from gantk import Hook
 from gantk.engine import Trainer
 from gantk.engine.hooks import Evaluate, SampleGrid
-from gantk.errors import RunFailed
+from gantk.errors import PluginError, RunFailed
 from gantk.io.checkpoint import step_checkpoints
 from tests.helpers import tiny_dcgan, write_image_folder
 
@@ -85,3 +85,68 @@ def test_every_score_carries_its_protocol_and_best_is_never_compared_across_prot
         Trainer(plugin(6, 12), run, resume=True).fit()
     Trainer(plugin(6, 8), run, resume=True).fit()  # the same protocol: compared and kept as before
     assert json.loads((run / "checkpoints" / "best" / "config.json").read_text())["eval_protocol"] == card
+
+
+class Counter(Hook):
+    """A stateful hook: how many times it ran, and the steps it saw."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__(every)
+        self.steps: list[int] = []
+
+    def __call__(self, trainer) -> None:
+        self.steps.append(trainer.step)
+
+    def state_dict(self) -> dict:
+        return {"steps": list(self.steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = list(state["steps"])
+
+
+def test_a_stateful_hook_keeps_its_state_across_a_resume(tmp_path):
+    """Its state is saved with each checkpoint (as the checkpoint is written, before that step's hooks)
+    and given back on --resume, as if the run had not stopped."""
+    data = write_image_folder(tmp_path / "img", n=8)
+    first = Counter(every=2)
+    spec, plugin = tiny_dcgan(data, train={"max_steps": 4, "checkpoint_every": 2})
+    Trainer(plugin, tmp_path / "run", spec, hooks=[first]).fit()
+    assert first.steps == [2, 4]
+    again = Counter(every=2)
+    spec, plugin = tiny_dcgan(data, train={"max_steps": 8, "checkpoint_every": 2})
+    Trainer(plugin, tmp_path / "run", spec, hooks=[again], resume=True).fit()
+    assert again.steps == [2, 4, 6, 8]  # what an uninterrupted run of 8 steps would hold
+
+
+def test_a_hook_state_that_json_cannot_hold_is_refused_naming_the_hook(tmp_path):
+    class Opaque(Hook):
+        def __call__(self, trainer) -> None:
+            pass
+
+        def state_dict(self) -> dict:
+            return {"seen": {1, 2}}  # a set
+
+    spec, plugin = tiny_dcgan(write_image_folder(tmp_path / "img", n=8), train={"max_steps": 2})
+    with pytest.raises(PluginError, match=r"hook .*Opaque.state_dict\(\) returned what JSON cannot hold"):
+        Trainer(plugin, tmp_path / "run", spec, hooks=[Opaque(every=1)]).fit()
+
+
+def test_hooks_stopped_midway_after_a_checkpoint_run_again_on_resume(tmp_path):
+    """Killed in the hooks after checkpoint 4 (its evaluation, a report): --resume runs the hooks due at
+    step 4 again, from their state as the checkpoint was written, before training on."""
+    data = write_image_folder(tmp_path / "img", n=8)
+
+    class KilledAt4(Hook):
+        def __call__(self, trainer) -> None:
+            if trainer.step == 4:
+                raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this point runs
+
+    first = Counter(every=2)
+    spec, plugin = tiny_dcgan(data, train={"max_steps": 6, "checkpoint_every": 2})
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(plugin, tmp_path / "run", spec, hooks=[first, KilledAt4(every=2)]).fit()
+    assert first.steps == [2, 4]
+    again = Counter(every=2)
+    spec, plugin = tiny_dcgan(data, train={"max_steps": 6, "checkpoint_every": 2})
+    Trainer(plugin, tmp_path / "run", spec, hooks=[again, Hook(every=0)], resume=True).fit()
+    assert again.steps == [2, 4, 6]  # step 4's hooks once more, then on

@@ -48,7 +48,7 @@ def test_without_weights_it_warns_and_reports_kid_pixels(image_folder, tmp_path)
     assert abs(copied["kid_pixels"]) < flat["kid_pixels"] / 10  # the real images themselves score ~0
     assert (tmp_path / "eval" / "samples_00000007.png").is_file()
     again = samples.sample_metrics(plugin, Replay(torch.full_like(real, real.mean())), ctx, real=real)
-    assert again == flat and plugin.best_metric == "kid_pixels"  # seeded: repeatable
+    assert again == flat and plugin.best_metric() == "kid_pixels"  # seeded: repeatable
 
 
 def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights):
@@ -63,7 +63,7 @@ def test_with_weights_it_reports_fid_and_kid(image_folder, tmp_path, fid_weights
     card = ctx.protocol  # how these scores were made
     assert card["weights_sha256"] == sha256(fid_weights) and card["resize"].startswith("torch-fidelity")
     assert card["generated"] == 8 and card["real"] == 8 and card["precision_recall_k"] == 3
-    assert metrics["fid"] > 0 and plugin.best_metric == "fid"
+    assert metrics["fid"] > 0 and plugin.best_metric() == "fid"
     assert len(list((tmp_path / "c").glob("inception-*.safetensors"))) == 1
 
 
@@ -85,3 +85,15 @@ def test_the_inception_score_is_reported_when_asked_for(image_folder, tmp_path, 
     metrics = samples.sample_metrics(plugin, plugin.build_networks()["G"].eval(), ctx)
     assert set(metrics) == set(plugin.metric_names()) >= {"inception_score", "inception_score_std", "fid"}
     assert 1.0 <= metrics["inception_score"] <= 1008 and ctx.protocol["inception_score_splits"] == 10
+
+
+def test_real_images_are_drawn_once_per_run_into_the_engines_cache(image_folder, tmp_path, monkeypatch):
+    from gantk.engine import Trainer
+
+    drawn = []
+    real_images = samples.real_images
+    monkeypatch.setattr(samples, "real_images", lambda *a, **k: drawn.append(1) or real_images(*a, **k))
+    _, plugin = tiny_dcgan(image_folder, train={"eval_every": 2, "max_steps": 6}, eval={"fid_samples": 8})
+    Trainer(plugin, tmp_path / "run").fit()
+    assert len(drawn) == 1  # three evaluations, one draw
+    assert set(vars(plugin)) == {"cfg"}  # nothing kept on the plugin (it held _eval_real)

@@ -27,7 +27,7 @@ def test_unpaired_folders_of_unequal_size_train_and_shuffle_b_per_epoch(tmp_path
     plugin = tiny_cyclegan(write_unpaired(tmp_path / "horses2zebras", 5, 7), train={"max_steps": 3})
     dataset = plugin.build_dataset()
     assert isinstance(dataset, UnpairedDataset) and len(dataset) == 7  # an epoch is max(|A|, |B|)
-    assert plugin.cfg.data.kind == "" and plugin.heldout is None
+    assert plugin.cfg.data.kind == "" and plugin.heldout_images() == {}
     orders = []
     for epoch in range(3):
         dataset.set_epoch(epoch)
@@ -94,7 +94,7 @@ def test_a_paired_set_is_two_domains_with_its_last_pairs_held_out(tmp_path):
     plugin = tiny_cyclegan(write_side_by_side(tmp_path / "pairs", 10, 20), train={"max_steps": 2, "eval_every": 2})
     trainer = Trainer(plugin, tmp_path / "run")
     trainer.fit()
-    assert len(trainer.dataset) == 8 and len(plugin.heldout["A"]) == 2
+    assert len(trainer.dataset) == 8 and len(plugin.heldout_images()["A"]) == 2
     assert plugin.cfg.train.max_steps == 2 and plugin.cfg.model.n_blocks == 1
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = next(r for r in rows if "eval/BtoA/l1" in r)

@@ -189,7 +189,7 @@ def test_default_config_is_the_paper_schedule_on_real_facades(monkeypatch):
     monkeypatch.setenv("GANTK_DATA", str(SHARED_DATA))
     plugin = make()
     train = resolve_run(plugin)
-    assert len(train) == 360 and len(plugin.holdout) == 40  # the last 40 of 400 are held out
+    assert len(train) == 360 and len(plugin.heldout_pairs()) == 40  # the last 40 of 400 are held out
     assert plugin.cfg.train.max_steps == 200 * 360 and plugin.cfg.schedule.decay_start == 100 * 360
     assert plugin.cfg.train.batch_size == 1 and plugin.cfg.optim["G"].lr == pytest.approx(2e-4)
 
@@ -215,7 +215,30 @@ def test_fid_with_weights_from_a_file_and_skipped_without(tmp_path, recwarn, fid
     from gantk.metrics.fid import images_sha256
 
     card = ctx.protocol  # the held-out pairs and the network that scored them
-    targets = plugin._inputs_targets(plugin._holdout_pairs())[1]
+    targets = plugin._inputs_targets(plugin.heldout_pairs())[1]
     assert card["reference"].endswith("the last 4 pairs (held out, never trained on)") and card["direction"] == "BtoA"
     assert card["pairs"] == card["real"] == card["generated"] == 4 and card["real_sha256"] == images_sha256(targets)
     assert card["weights_sha256"] == sha256(fid_weights) and card["test_mode"] == "eval"
+
+
+def test_preview_inputs_are_the_held_out_label_maps_read_without_build_dataset(tmp_path):
+    plugin = tiny(write_side_by_side(tmp_path / "p", n=12))
+    preview = plugin.preview_inputs(3, torch.Generator())["input"]  # a fresh plugin: no build_dataset ran
+    held = plugin._inputs_targets(plugin.heldout_pairs())[0]
+    assert preview.shape == (3, 3, 32, 32) and torch.equal(preview, held[:3])
+    with pytest.raises(NotImplementedError, match="gantk translate"):
+        plugin.sample_inputs(3, torch.Generator())  # pix2pix does not sample from noise
+
+
+def test_a_run_with_evaluations_leaves_nothing_on_the_plugin_but_its_config(tmp_path):
+    """The held-out pairs are read once per run into the engine's evaluation cache, not kept on the plugin."""
+    plugin = tiny(write_side_by_side(tmp_path / "p", n=12), max_steps=4, eval_every=2, sample_every=2)
+    reads = []
+    heldout = plugin.heldout_pairs
+    plugin.heldout_pairs = lambda: reads.append(1) or heldout()
+    trainer = Trainer(plugin, tmp_path / "run")
+    trainer.fit()
+    evaluated = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evaluated if "eval/l1" in r] == [2, 4] and len(reads) == 1
+    assert set(vars(plugin)) == {"cfg", "heldout_pairs"}  # the config, and the test's own wrapper
+    assert "pix2pix: held-out pairs" in trainer.eval_cache
