@@ -168,6 +168,8 @@ def launch_torchrun(nproc: int, argv: list[str], device: str | None = None) -> i
         if debug:
             raise
         codes = [failure.exitcode for _, failure in sorted(exc.failures.items())]
-        first = next((c for c in codes if c), 1)
-        return first if first > 0 else 128 - first  # killed by signal N: the shell's 128 + N
+        # a rank that exited with a code is the cause; the launcher then stops the others with SIGTERM (one
+        # may be stopped just after printing its own message), so a signal counts only when no rank exited
+        failed = next((c for c in codes if c > 0), None) or next((c for c in codes if c), 1)
+        return failed if failed > 0 else 128 - failed  # killed by signal N: the shell's 128 + N
     return 0

@@ -40,17 +40,14 @@ from torch import nn
 
 from gantk import __version__
 from gantk.config import to_dict
-from gantk.data.loader import BatchStream
-from gantk.engine import distributed, preflight, setup, snapshot
-from gantk.engine.augment import AugmentedNetwork, Augmenter
+from gantk.engine import assembly, distributed, preflight, setup, snapshot
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.hooks import Evaluate, SampleGrid
 from gantk.engine.logger import RunLogger, console
-from gantk.engine.optim import build_optimizer, build_scheduler
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
-from gantk.engine.step import StepParts, TrainStep, autocast
+from gantk.engine.step import TrainStep, autocast
 from gantk.errors import DataError, GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
@@ -85,8 +82,7 @@ class Trainer:
         self.step_context = step_context or (lambda step: contextlib.nullcontext())
         self.eval_cache: dict[str, Any] = {}  # EvalContext.cache: what this run's evaluations share
         self.hooks_pending = False  # resumed at a checkpoint whose hooks did not all run after it
-        self.state: snapshot.RunState | None = None  # built by setup()
-        self.emas: dict[str, EmaGenerator] = {}  # train.ema: each sampled generator's average (setup)
+        self.parts: assembly.RunParts | None = None  # built by setup() (engine/assembly.py)
         self.transforms_sha256 = ""  # of the data.transforms file (setup)
         self.ready = False  # setup() done
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
@@ -96,6 +92,40 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._first_step = 0
         self._logged_at = 0  # the step of the last log line: lazy updates are counted from there
+
+    # what setup() assembled, read in place (engine/assembly.py): the trainer keeps no copies of them
+    @property
+    def state(self) -> snapshot.RunState | None:
+        """What a checkpoint saves: networks, EMA copies, optimizers, schedules, scalers, data position, ..."""
+        return self.parts.state if self.parts else None
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return self.parts.state.nets
+
+    @property
+    def emas(self) -> dict[str, EmaGenerator]:
+        """``train.ema``: each sampled generator's average (empty when off, or before setup)."""
+        return self.parts.state.emas if self.parts else {}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.parts.state.optimizers
+
+    @property
+    def optimizer_groups(self) -> dict[str, list[str]]:
+        """Optimizer name -> the networks it steps."""
+        return self.parts.optimizer_groups
+
+    @property
+    def aux(self) -> dict[str, nn.Module]:
+        """The plugin's frozen modules (``build_aux``), placed on the device."""
+        return self.parts.step.aux
+
+    @property
+    def dataset(self) -> Any:
+        """The training data, on the device when it fits there."""
+        return self.parts.dataset
 
     # the counters a checkpoint saves live in ``state`` (engine/snapshot.py); these read and set them there
     @property
@@ -164,105 +194,15 @@ class Trainer:
         preflight.check_resources(self.plugin, self.device, trained, optimizer_names, aux)
         resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
-        nets = self.plugin.build_networks()
-        missing = [name for name in self.plugin.sampled_networks() if name not in nets]
-        if missing:
-            raise PluginError(
-                f"plugin '{cfg.plugin}': build_networks() returned {sorted(nets)}, without its generator(s) "
-                f"{', '.join(map(repr, missing))}."
-            )
-        memory_format = torch.channels_last if tc.channels_last else torch.preserve_format
-        self.nets: dict[str, nn.Module] = {k: v.to(self.device, memory_format=memory_format) for k, v in nets.items()}
-        self.aux = setup.place_aux(aux, self.device, memory_format, tc)
-        self.optimizer_groups = groups = setup.check_phases(cfg, self.phases, self.nets)  # name -> networks
-        self.emas: dict[str, EmaGenerator] = {}
-        if tc.ema.enabled:  # copied before batch norm is synchronised: rank 0 samples with it alone
-            self.emas = {
-                name: EmaGenerator(
-                    self.nets[name],
-                    tc.ema.decay,
-                    tc.ema.start_step,
-                    half_life=tc.ema.half_life_kimg * 1000,
-                    rampup=tc.ema.rampup,
-                    batch=tc.batch_size * world.size,
-                )
-                for name in self.plugin.sampled_networks()
-            }
+        self.parts = assembly.assemble(self.plugin, self.phases, aux, dataset, self.device, world)
         self._ema_calibrated_at: int | None = None
-        if world.distributed and tc.sync_batchnorm:
-            self.nets = {k: distributed.convert_sync_batchnorm(v, self.device) for k, v in self.nets.items()}
-        ratios = setup.lazy_ratios(self.phases)  # the paper's compensation for lazy updates' extra steps
-        if ratios and world.is_main:
-            console.print(
-                "lazy updates: "
-                + "; ".join(f"optimizer {k}: lr x{r:.4f}, betas ^{r:.4f}" for k, r in sorted(ratios.items())),
-                highlight=False,
-            )
-        self.optimizers = {
-            name: build_optimizer(
-                [q for net in networks for q in self.nets[net].parameters()],
-                cfg.optim[name],
-                self.device,
-                ratio=ratios.get(name, 1.0),
-            )
-            for name, networks in sorted(groups.items())
-        }
-        schedulers = {k: build_scheduler(o, cfg.schedule, tc.max_steps) for k, o in self.optimizers.items()}
-        self.autocast_dtype = setup.DTYPES.get(tc.precision)
-        scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers} if tc.precision == "fp16" else {}
-        self.step_nets, self.frozen_step_nets = setup.wrap_networks(self.nets, trained, world, self.device, tc)
-        noise = torch.Generator(device=self.device).manual_seed(tc.seed)  # the same on every rank
-        self.augmenter = self._augmenter(noise)
-
-        self.dataset = setup.data_on_device(dataset, self.device)
-        stream = BatchStream(
-            self.dataset,
-            tc.batch_size,
-            tc.seed,
-            cfg.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            rank=world.rank,
-            world_size=world.size,
-        )
-        self.state = snapshot.RunState(
-            nets=self.nets,
-            emas=self.emas,
-            optimizers=self.optimizers,
-            schedulers=schedulers,
-            scalers=scalers,
-            stream=stream,
-            noise=noise,
-            cpu_noise=torch.Generator().manual_seed(setup.rank_seed(tc.seed, world.rank) + 1),
-            augment=self.augmenter,
-        )
         try:
             self.sample_inputs = self.plugin.preview_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
             self.sample_inputs = None
         if world.rank:  # per-rank streams from here on: dropout and other draws differ between ranks
             setup.seed_everything(setup.rank_seed(tc.seed, world.rank), tc.deterministic)
-        self.train_step = TrainStep(
-            StepParts(
-                plugin=self.plugin,
-                nets=self.nets,
-                step_nets=self.step_nets,
-                frozen_step_nets=self.frozen_step_nets,
-                optimizers=self.optimizers,
-                scalers=scalers,
-                emas=self.emas,
-                device=self.device,
-                noise=noise,
-                cpu_noise=self.state.cpu_noise,
-                world=world,
-                autocast_dtype=self.autocast_dtype,
-                channels_last=tc.channels_last,
-                grad_clip=tc.grad_clip,
-                nonfinite=tc.nonfinite,
-                max_steps=tc.max_steps,
-                augment=self.augmenter,
-                aux=self.aux,
-            )
-        )
+        self.train_step = TrainStep(self.parts.step)
         if resume_from is not None:
             self._load(resume_from)
         if world.is_main:  # after the checkpoint matched: a refused --resume --set leaves config.yaml as it was
@@ -272,7 +212,7 @@ class Trainer:
         )
         if why and world.is_main:
             warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
-        record = cuda_graph_recorder([noise]) if mode == "on" else None
+        record = cuda_graph_recorder([self.state.noise]) if mode == "on" else None
         self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
         one_checkpoint = setup.checkpoint_bytes(self.nets, trained, [e.module for e in self.emas.values()])
         distributed.main_first(lambda: setup.check_disk_space(self.run, one_checkpoint), world)
@@ -286,22 +226,6 @@ class Trainer:
             self._restore_hooks(resume_from)
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
-
-    def _augmenter(self, noise: torch.Generator) -> Augmenter | None:
-        """``train.augment``: the augmenter, with the plugin's ``augment_network`` wrapped so that every image
-        it sees (real and generated, in every update) is augmented."""
-        cfg, name = self.cfg.train.augment, self.plugin.augment_network
-        if not cfg.policy:
-            return None
-        if name not in self.nets:
-            raise PluginError(
-                f"plugin '{self.cfg.plugin}': augment_network is '{name}', but build_networks() made only "
-                f"{sorted(self.nets)}."
-            )
-        augmenter = Augmenter(cfg, self.cfg.data.channels, self.cfg.train.batch_size, self.device, noise, self.world)
-        self.step_nets[name] = AugmentedNetwork(self.step_nets[name], augmenter)
-        self.frozen_step_nets[name] = AugmentedNetwork(self.frozen_step_nets[name], augmenter)
-        return augmenter
 
     def close(self) -> None:
         """Release the run folder and leave the process group if this trainer joined it."""
@@ -411,7 +335,8 @@ class Trainer:
                 "settings the networks cannot take (depths for the image size, sizes for the data); check the "
                 "model.* and data.* values (GANTK_DEBUG=1 shows where it failed)."
             ) from exc
-        if self.augmenter is not None and self.augmenter.adaptive and not self.augmenter.observed:
+        augmenter = self.state.augment
+        if augmenter is not None and augmenter.adaptive and not augmenter.observed:
             raise StepFailed(
                 f"train.augment.adaptive (ADA) steers p by D's logits on real images, and plugin '{self.cfg.plugin}' "
                 "reports none: its D loss must call ctx.observe_real(real_logits). Nothing was trained by this "
@@ -532,7 +457,7 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in next(self.state.stream).items()}
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.autocast_dtype)
+        return autocast(self.device, self.parts.step.autocast_dtype)
 
     def _after_step(self) -> None:
         """Host work between steps: the schedule writes the next rates into the optimizers' lr tensors."""
