@@ -27,10 +27,11 @@ inputs (labels, paired images) are extra keys in the batch.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -278,16 +279,54 @@ class Phase:
         return cls(name, (Update("D", d_loss, repeat=d_repeat), Update("G", g_loss, freeze=("D",))), steps)
 
 
+class RunView(Protocol):
+    """What a :class:`Hook` sees of the run: read-only, typed, the same for the engine's hooks and yours.
+
+    ``eval_mode()`` gives eval mode without gradients and with training's random streams untouched, so
+    what a hook draws never changes the training; ``keep_best`` saves ``checkpoints/best`` for a better
+    value of a metric (the engine's evaluation uses it).
+    """
+
+    @property
+    def step(self) -> int: ...  # steps done
+    @property
+    def cfg(self) -> Config: ...  # resolved and frozen
+    @property
+    def plugin(self) -> GanPlugin: ...
+    @property
+    def run(self) -> Path: ...  # the run folder
+    @property
+    def world(self) -> Any: ...  # rank, size, is_main (gantk.engine.distributed.World)
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def logger(self) -> Any: ...  # write(step, values), message(text) (gantk.engine.logger.RunLogger)
+    @property
+    def nets(self) -> Mapping[str, nn.Module]: ...  # the networks being trained
+    @property
+    def sample_inputs(self) -> dict[str, Tensor] | None: ...  # the preview grid's (preview_inputs)
+    @property
+    def best_value(self) -> float | None: ...  # of checkpoints/best, None before one
+    @property
+    def best_protocol(self) -> dict[str, Any]: ...  # how best_value was measured
+
+    def sampling_generator(self, name: str | None = None) -> nn.Module: ...
+    def eval_mode(self) -> AbstractContextManager: ...
+    def phase_at(self, step: int) -> Phase: ...
+    def eval_context(self) -> EvalContext: ...  # for this step, with the run's evaluation cache
+    def keep_best(self, value: float, protocol: dict[str, Any], extra: dict[str, Any]) -> None: ...
+
+
 class Hook:
     """Work that runs between training steps: every ``every`` steps, and after the last step (``at_end``).
 
     The engine runs its hooks in order after each step's checkpoint was written: its own (the sample
     grid every ``train.sample_every`` steps, evaluation every ``train.eval_every``), then the plugin's
     (:meth:`GanPlugin.hooks`), then the user's (``Trainer(..., hooks=[...])``). A hook is called on every
-    rank of a data-parallel run: write files only where ``trainer.world.is_main``. It gets the
-    :class:`gantk.engine.Trainer`: ``step``, ``cfg``, ``plugin``, ``run`` (the run folder), ``logger``,
-    ``sampling_generator()`` and ``eval_mode()`` (eval mode, no gradients, training's random streams
-    untouched) are what hooks use. A failing hook stops the run with the step's checkpoint saved.
+    rank of a data-parallel run: write files only where ``run.world.is_main``. It gets a
+    :class:`RunView` of the run (``step``, ``cfg``, ``plugin``, ``run`` folder, ``logger``,
+    ``sampling_generator()``, ``eval_mode()``, ...). A failing hook stops the run with the step's
+    checkpoint saved.
     """
 
     def __init__(self, every: int = 0, at_end: bool = True) -> None:
@@ -298,7 +337,7 @@ class Hook:
         """Whether the hook runs after ``step`` (1-based: steps done); never when ``every`` is 0."""
         return bool(self.every) and (step % self.every == 0 or (self.at_end and step == max_steps))
 
-    def __call__(self, trainer: Any) -> None:
+    def __call__(self, run: RunView) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """The engine's own hooks: a sample grid every ``train.sample_every`` steps, evaluation (and the best
-checkpoint) every ``train.eval_every``. They use only what any hook can (:class:`gantk.plugin.Hook`), so
-a plugin's or a user's hook runs on the same footing.
+checkpoint) every ``train.eval_every``, and the read-only view of the trainer every hook gets
+(:class:`TrainerView`). They use only what any hook can (:class:`gantk.plugin.RunView`), so a plugin's
+or a user's hook runs on the same footing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,35 +23,89 @@ from gantk.engine.distributed import World
 from gantk.engine.logger import RunLogger
 from gantk.errors import ConfigError, PluginError
 from gantk.io.images import save_grid
-from gantk.plugin import EvalContext, GanPlugin, Hook, Phase
+from gantk.plugin import EvalContext, GanPlugin, Hook, Phase, RunView
 
 
-class Trainer(Protocol):
-    """What a hook may use of :class:`gantk.engine.Trainer` (the engine's own hooks use nothing else)."""
+class TrainerView:
+    """The :class:`gantk.plugin.RunView` the engine gives every hook: read-only properties of the
+    trainer, and the few things a hook may ask of it. A hook cannot reassign the trainer's parts."""
 
-    plugin: GanPlugin
-    cfg: Config
-    run: Path  # the run folder
-    step: int  # steps done
-    best_value: float | None
-    best_protocol: dict
-    emas: dict  # network name -> its EMA copy
-    device: torch.device
-    world: World
-    logger: RunLogger
-    nets: dict[str, nn.Module]
-    sample_inputs: dict[str, torch.Tensor] | None
+    def __init__(self, trainer: Any) -> None:
+        self._trainer = trainer
 
-    def sampling_generator(self, name: str | None = None) -> nn.Module: ...
-    def eval_mode(self) -> contextlib.AbstractContextManager: ...
-    def phase_at(self, step: int) -> Phase: ...
-    def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path: ...
+    @property
+    def step(self) -> int:
+        return self._trainer.step
+
+    @property
+    def cfg(self) -> Config:
+        return self._trainer.cfg
+
+    @property
+    def plugin(self) -> GanPlugin:
+        return self._trainer.plugin
+
+    @property
+    def run(self) -> Path:
+        return self._trainer.run
+
+    @property
+    def world(self) -> World:
+        return self._trainer.world
+
+    @property
+    def device(self) -> torch.device:
+        return self._trainer.device
+
+    @property
+    def logger(self) -> RunLogger:
+        return self._trainer.logger
+
+    @property
+    def nets(self) -> Mapping[str, nn.Module]:
+        return MappingProxyType(self._trainer.nets)
+
+    @property
+    def sample_inputs(self) -> dict[str, torch.Tensor] | None:
+        return self._trainer.sample_inputs
+
+    @property
+    def best_value(self) -> float | None:
+        return self._trainer.best_value
+
+    @property
+    def best_protocol(self) -> dict[str, Any]:
+        return dict(self._trainer.best_protocol)
+
+    def sampling_generator(self, name: str | None = None) -> nn.Module:
+        return self._trainer.sampling_generator(name)
+
+    def eval_mode(self) -> contextlib.AbstractContextManager:
+        return self._trainer.eval_mode()
+
+    def phase_at(self, step: int) -> Phase:
+        return self._trainer.phase_at(step)
+
+    def eval_context(self) -> EvalContext:
+        """The context of an evaluation at this step: reports under ``eval/``, the run's evaluation cache,
+        and a protocol card that already says which generator (EMA or raw) and gantk version scored."""
+        t = self._trainer
+        ctx = EvalContext(t.device, t.step, t.run / "eval", run_dir=t.run, cache=t.eval_cache)
+        ctx.protocol.update(generator="ema" if t.plugin.generator in t.emas else "raw", gantk=__version__)
+        return ctx
+
+    def keep_best(self, value: float, protocol: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Record ``value`` (measured as ``protocol`` says) as the best so far and save
+        ``checkpoints/best`` with ``extra`` in its meta."""
+        t = self._trainer
+        t.best_value, t.best_protocol = value, protocol
+        t.save(t.run / "checkpoints" / "best", extra=extra)
 
 
 class SampleGrid(Hook):
     """``samples/step_XXXXXXXX.png`` from the same inputs every time (rank 0 only; the others go on)."""
 
-    def __call__(self, trainer: Trainer) -> None:
+    def __call__(self, trainer: RunView) -> None:
         if trainer.sample_inputs is None or not trainer.world.is_main:
             return
         inputs = {k: v.to(trainer.device) for k, v in trainer.sample_inputs.items()}
@@ -66,17 +123,14 @@ def protocol_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("gantk",))
 class Evaluate(Hook):
     """The plugin's metrics, computed on rank 0 and shared; a better best metric saves ``checkpoints/best``."""
 
-    def __call__(self, trainer: Trainer) -> None:
+    def __call__(self, trainer: RunView) -> None:
         plugin, cfg = trainer.plugin, trainer.cfg
 
         def on_main() -> tuple[dict[str, float], dict]:
             nets = dict(trainer.nets)
             for name in plugin.sampled_networks():  # the EMA copies, when on
                 nets[name] = trainer.sampling_generator(name)
-            ctx = EvalContext(
-                trainer.device, trainer.step, trainer.run / "eval", run_dir=trainer.run, cache=trainer.eval_cache
-            )
-            ctx.protocol.update(generator="ema" if plugin.generator in trainer.emas else "raw", gantk=__version__)
+            ctx = trainer.eval_context()
             with trainer.eval_mode():
                 return {k: float(v) for k, v in plugin.evaluate(nets, ctx).items()}, ctx.protocol
 
@@ -108,6 +162,4 @@ class Evaluate(Hook):
             )
         better = best is None or (value < best if mode == "min" else value > best)
         if better and math.isfinite(value):
-            trainer.best_value, trainer.best_protocol = value, protocol
-            extra = {"best_metric": name, "best_value": value, "eval_protocol": protocol}
-            trainer.save(trainer.run / "checkpoints" / "best", extra=extra)
+            trainer.keep_best(value, protocol, {"best_metric": name, "best_value": value, "eval_protocol": protocol})

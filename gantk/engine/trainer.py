@@ -43,7 +43,7 @@ from gantk.config import to_dict
 from gantk.engine import assembly, distributed, preflight, setup, snapshot
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
-from gantk.engine.hooks import Evaluate, SampleGrid
+from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView
 from gantk.engine.logger import RunLogger, console
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
@@ -224,6 +224,7 @@ class Trainer:
         ]
         if resume_from is not None:
             self._restore_hooks(resume_from)
+        self.view = TrainerView(self)  # what every hook gets: read-only
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
 
@@ -383,7 +384,7 @@ class Trainer:
         with self._saved_on_failure(last_saved):
             for hook in self.hooks:
                 if hook.due(self.step, max_steps):
-                    hook(self)
+                    hook(self.view)
         if record and self.world.is_main:
             self.folder.mark_hooks_done(self.step, self.hook_states())
 

@@ -150,3 +150,20 @@ def test_hooks_stopped_midway_after_a_checkpoint_run_again_on_resume(tmp_path):
     spec, plugin = tiny_dcgan(data, train={"max_steps": 6, "checkpoint_every": 2})
     Trainer(plugin, tmp_path / "run", spec, hooks=[again, Hook(every=0)], resume=True).fit()
     assert again.steps == [2, 4, 6]  # step 4's hooks once more, then on
+
+
+def test_a_hook_gets_a_read_only_view_of_the_trainer(tmp_path):
+    seen = []
+
+    class Meddler(Hook):
+        def __call__(self, run) -> None:
+            for attempt in (lambda: setattr(run, "step", 0), lambda: run.nets.__setitem__("G", None)):
+                with pytest.raises((AttributeError, TypeError)):
+                    attempt()
+            seen.append((run.step, sorted(run.nets), run.cfg.plugin, run.eval_context().run_dir))
+
+    spec, plugin = tiny_dcgan(write_image_folder(tmp_path / "img", n=8), train={"max_steps": 2})
+    trainer = Trainer(plugin, tmp_path / "run", spec, hooks=[Meddler(every=2)])
+    trainer.fit()
+    assert seen == [(2, ["D", "G"], "dcgan", tmp_path / "run")]
+    assert trainer.step == 2 and trainer.nets["G"] is not None
