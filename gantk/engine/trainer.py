@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from gantk import __version__
-from gantk.config import to_dict
+from gantk.config import Config, to_dict
 from gantk.engine import assembly, distributed, preflight, setup, snapshot
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
@@ -74,7 +74,6 @@ class Trainer:
         """``step_context(step)``, when given, is entered around every training step of this process but
         its first (which may set things up lazily): the conformance kit watches for host reads there."""
         self.plugin = plugin
-        self.cfg = plugin.cfg
         self.run = Path(out)
         self.spec = spec or PluginSpec.of(plugin)  # recorded in every checkpoint: how to find the plugin again
         self.resume = resume
@@ -92,6 +91,11 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._first_step = 0
         self._logged_at = 0  # the step of the last log line: lazy updates are counted from there
+
+    @property
+    def cfg(self) -> Config:
+        """The run's one config: the plugin's (resolved from the data and frozen by setup); never a copy."""
+        return self.plugin.cfg
 
     # what setup() assembled, read in place (engine/assembly.py): the trainer keeps no copies of them
     @property
@@ -183,7 +187,7 @@ class Trainer:
 
         # rank 0 first: a dataset it downloads or caches is then read by the others
         dataset = distributed.main_first(lambda: resolve_run(self.plugin), world, then_all=True)
-        self.cfg = cfg = self.plugin.cfg  # resolved from the data, and frozen from here on
+        cfg = self.cfg  # resolved from the data, and frozen from here on
         transforms = cfg.data.transforms  # recorded in checkpoints: a --resume says when the file changed
         self.transforms_sha256 = ckpt.sha256(Path(transforms)) if transforms else ""
         tc = cfg.train
