@@ -1,5 +1,9 @@
 """The plugin contract: what a GAN plugin provides, and what the engine gives it back.
 
+This module holds :class:`GanPlugin` and :class:`Hook`; the rhythm (:class:`Phase`, :class:`Update`)
+is in :mod:`gantk.phases` and what loss functions and evaluations see in :mod:`gantk.contexts`, and
+all of them are importable from here.
+
 A plugin is a subclass of :class:`GanPlugin` in a ``plugin.py`` with a ``defaults.yaml`` beside it.
 It *describes* a GAN: its networks, its data, its losses and the rhythm of its updates. It never
 contains a training loop; :class:`gantk.engine.Trainer` owns the loop, devices, precision,
@@ -27,9 +31,9 @@ inputs (labels, paired images) are extra keys in the batch.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -37,7 +41,29 @@ import torch
 from torch import Tensor, nn
 
 from gantk.config import Config
+from gantk.contexts import Batch, EvalContext, Losses, StepContext, draw_for_rank
 from gantk.errors import ConfigError
+from gantk.phases import LossFn, Phase, Update
+
+# the contract's other halves live beside it and are named here too: ``from gantk.plugin import Phase``
+__all__ = [
+    "CONTRACT_VERSION",
+    "TASKS",
+    "Batch",
+    "EvalContext",
+    "GanPlugin",
+    "Hook",
+    "LatentCode",
+    "LossFn",
+    "Losses",
+    "Phase",
+    "RunView",
+    "StepContext",
+    "Update",
+    "draw_for_rank",
+    "generate_in_chunks",
+    "slerp",
+]
 
 T = TypeVar("T")
 
@@ -56,121 +82,6 @@ CONTRACT_VERSION = 4
 #: a larger image from a smaller one
 TASKS = ("sample", "translate", "upscale")
 
-Batch = dict[str, Tensor]
-Losses = dict[str, Tensor]
-
-
-@dataclass
-class StepContext:
-    """What a loss function sees besides the batch.
-
-    ``scratch`` lives for one step: a D update can leave the fake images there for the G update of
-    the same step, so G runs forward once per step (as in pytorch/examples' DCGAN).
-
-    Under data-parallel training the batch is this rank's share of the global batch. ``randn`` and
-    ``rand`` take the first dimension of ``shape`` as that local batch: they draw the noise of the
-    global batch and return this rank's slice, so a run's noise does not depend on the number of
-    processes. ``cpu_noise`` (and PyTorch's global generator, which dropout uses) is seeded per rank.
-    """
-
-    nets: dict[str, nn.Module]
-    device: torch.device
-    step: int
-    max_steps: int
-    phase: str
-    noise: torch.Generator  # the engine's training-noise generator on the device, saved with checkpoints
-    # the same on the CPU, for work outside the training step; inside it, draw on the device with rand /
-    # randn: a value drawn on the CPU is read on the host, and a captured step would repeat it
-    cpu_noise: torch.Generator
-    scratch: dict[str, Any] = field(default_factory=dict)
-    rank: int = 0  # this process's rank and the number of processes (data-parallel training)
-    world_size: int = 1
-    # the number of steps done before this one, on the device. ``step`` is the same number on the host,
-    # but a step captured as a CUDA graph sees the ``step`` of its capture on every replay: a loss whose
-    # values change with the step (an annealed weight) computes them from ``step_tensor``
-    step_tensor: Tensor | None = None
-    # the engine's: train.augment's augmenter (ADA reads D's real logits through observe_real), and the
-    # meter that ``log`` adds to
-    augment: Any = None
-    meter: Any = None
-    # the plugin's frozen auxiliary modules (:meth:`GanPlugin.build_aux`), on the device in eval mode
-    aux: dict[str, nn.Module] = field(default_factory=dict)
-
-    def observe_real(self, logits: Tensor) -> None:
-        """Report D's logits on real images (in the D update). ADA (``train.augment.adaptive``) raises its
-        augmentation probability while their mean sign exceeds its target; without ADA this does nothing."""
-        if self.augment is not None:
-            self.augment.observe_real(logits)
-
-    def log(self, name: str, value: Tensor) -> None:
-        """Log a value that is not a loss term (``D/real_logit``): averaged over the log interval, on the
-        device like the losses."""
-        if self.meter is not None:
-            self.meter.add(name, value.detach().float().mean(), None)
-
-    def randn(self, *shape: int) -> Tensor:
-        """Standard normal noise on the training device, from the checkpointed generator."""
-        return self._draw(torch.randn, shape)
-
-    def rand(self, *shape: int) -> Tensor:
-        """Uniform [0, 1) noise on the training device, from the checkpointed generator."""
-        return self._draw(torch.rand, shape)
-
-    def _draw(self, fn: Callable[..., Tensor], shape: tuple[int, ...]) -> Tensor:
-        return draw_for_rank(fn, shape, self.noise, self.device, self.rank, self.world_size)
-
-
-def draw_for_rank(
-    fn: Callable[..., Tensor],
-    shape: tuple[int, ...],
-    generator: torch.Generator,
-    device: torch.device,
-    rank: int = 0,
-    world_size: int = 1,
-) -> Tensor:
-    """``fn`` (``torch.rand`` / ``torch.randn``) of ``shape``, whose first dimension is this rank's share of
-    the global batch: drawn for every rank's share, then sliced, so the values do not depend on the number
-    of processes."""
-    if world_size == 1 or not shape:
-        return fn(shape, generator=generator, device=device)
-    n = shape[0]
-    full = fn((n * world_size, *shape[1:]), generator=generator, device=device)
-    return full[rank * n : (rank + 1) * n]
-
-
-@dataclass
-class EvalContext:
-    """What :meth:`GanPlugin.evaluate` sees besides the networks."""
-
-    device: torch.device
-    step: int
-    out_dir: Path  # the run's eval/ folder, for reports (image grids, HTML)
-    #: how the scores were made (weights, image counts, reference set, generator), filled in by the metric
-    #: functions (``gantk.metrics.samples.sample_metrics``); stored beside every score, and a best
-    #: checkpoint is only ever compared with scores of the same protocol
-    protocol: dict[str, Any] = field(default_factory=dict)
-    #: the folder for what a run derives once and keeps as files (CGAN's own classifier): the training run's
-    #: folder, or ``gantk eval``'s output folder; by default ``out_dir``'s parent
-    run_dir: Path | None = None
-    #: what the evaluations of one run share, owned by the engine (one per run; ``gantk eval`` starts
-    #: empty): read it through :meth:`cached`, so that no evaluation keeps state on the plugin
-    cache: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-        if self.run_dir is None:
-            self.run_dir = self.out_dir.parent
-
-    def cached(self, key: str, make: Callable[[], T]) -> T:
-        """``make()`` the first time this run asks for ``key``, the same value after: the reference images,
-        benchmark sets and bicubic scores of a run are read once for all its evaluations."""
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
-
-
-LossFn = Callable[[Batch, StepContext], Losses]
-
 
 @dataclass(frozen=True)
 class LatentCode:
@@ -182,101 +93,6 @@ class LatentCode:
     values: int = 0
     low: float = -1.0
     high: float = 1.0
-
-
-@dataclass(frozen=True)
-class Update:
-    """One optimizer step inside a training step, over one network or several stepped together.
-
-    ``network`` is a network's name, or a tuple of names whose parameters one optimizer steps together
-    (CycleGAN's two generators; InfoGAN's G and its Q head). ``optimizer`` names that optimizer: its
-    config section is ``optim.<optimizer>``, its loss terms are logged as ``<optimizer>/<term>``. It
-    defaults to the network's name, and must be given for a tuple. A network belongs to one optimizer.
-    ``loss`` returns named loss terms; the engine minimises their sum and logs each term.
-    ``repeat`` runs the update several times per step; repeats after the first take fresh batches.
-    ``freeze`` names networks whose weight gradients this update does not need (D during a G update);
-    they are held at ``requires_grad=False`` while the loss runs, which saves their backward pass.
-
-    ``every=k`` (contract 3) makes the update **lazy** (Karras et al. 2020, "Analyzing and Improving the
-    Image Quality of StyleGAN", section 3.1): it runs on the steps where the number of steps done before
-    it is a multiple of ``k`` (the first step, then every k-th), so a regulariser that is costly and
-    changes slowly (R1, path length) is paid for once in k steps. The loss is written as if it ran every
-    step: the engine multiplies it by ``k`` (what the term would add up to over k steps), and an
-    optimizer that steps lazy updates has its learning rate scaled by ``r = 1 / (1 + sum 1/k)`` over
-    them and its betas raised to ``r`` (the paper's compensation for the extra optimizer steps; with
-    one lazy update of interval k, r = k / (k + 1)). The logged terms are the
-    loss's own, unscaled, averaged over the steps it ran.
-    """
-
-    network: str | tuple[str, ...]
-    loss: LossFn
-    repeat: int = 1
-    freeze: tuple[str, ...] = ()
-    optimizer: str = ""
-    every: int = 1
-
-    def runs_at(self, step: int) -> bool:
-        """Whether the update runs in the step that ``step`` steps precede (0: the first step)."""
-        return step % self.every == 0
-
-    @property
-    def label(self) -> str:
-        """``<optimizer>:<loss function>``: how a lazy update is named in the log and in graph keys."""
-        return f"{self.optimizer_name}:{getattr(self.loss, '__name__', 'loss')}"
-
-    @property
-    def networks(self) -> tuple[str, ...]:
-        """The networks this update's optimizer steps."""
-        return (self.network,) if isinstance(self.network, str) else tuple(self.network)
-
-    @property
-    def optimizer_name(self) -> str:
-        """The optimizer's name: ``optim.<name>`` in the config, ``<name>/<term>`` in the log."""
-        return self.optimizer or (self.network if isinstance(self.network, str) else "+".join(self.network))
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A stretch of training with one rhythm of updates; ``steps=None`` runs to ``train.max_steps``.
-
-    ``keep_best=False`` stops evaluations in this phase from replacing ``checkpoints/best``: SRGAN's
-    adversarial phase trades PSNR for texture, so its best-by-PSNR model is the end of phase 1.
-    """
-
-    name: str
-    updates: tuple[Update, ...]
-    steps: int | None = None
-    keep_best: bool = True
-
-    @property
-    def trained(self) -> set[str]:
-        """The networks some update of this phase steps."""
-        return {n for u in self.updates for n in u.networks}
-
-    def updates_at(self, step: int) -> tuple[Update, ...]:
-        """The updates that run in the step that ``step`` steps precede: all but the lazy ones not due."""
-        return tuple(u for u in self.updates if u.runs_at(step))
-
-    def lazy_runs(self, start: int, stop: int) -> dict[str, int]:
-        """How often each lazy update ran in the steps ``start`` to ``stop`` (``stop - start`` steps):
-        counted on the host from the step numbers, for the log."""
-        return {
-            u.label: (stop - 1) // u.every - (start - 1) // u.every  # the multiples of every in [start, stop)
-            for u in self.updates
-            if u.every > 1 and stop > start
-        }
-
-    def variant(self, step: int) -> str:
-        """A name for the set of updates that runs at ``step``: the phase's name, plus ``+<label>`` for each
-        lazy update due. Steps with the same variant run the same work (one CUDA graph each)."""
-        return "+".join([self.name, *(u.label for u in self.updates if u.every > 1 and u.runs_at(step))])
-
-    @classmethod
-    def alternating(
-        cls, d_loss: LossFn, g_loss: LossFn, d_repeat: int = 1, name: str = "gan", steps: int | None = None
-    ) -> Phase:
-        """The usual rhythm: ``d_repeat`` D updates, then one G update with D frozen."""
-        return cls(name, (Update("D", d_loss, repeat=d_repeat), Update("G", g_loss, freeze=("D",))), steps)
 
 
 class RunView(Protocol):

@@ -22,6 +22,8 @@ FLOORS = {
     "config": 1,
     "data": 2,
     "plugin": 3,
+    "contexts": 3,
+    "phases": 3,
     "registry": 3,
     "memory": 3,
     "init": 3,
