@@ -7,6 +7,7 @@ or a user's hook runs on the same footing.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,41 @@ from gantk.engine.logger import RunLogger
 from gantk.errors import ConfigError, PluginError
 from gantk.io.images import save_grid
 from gantk.plugin import EvalContext, GanPlugin, Hook, Phase, RunView
+
+
+def _hook_key(index: int, hook: Any) -> str:
+    return f"{index}:{type(hook).__qualname__}"  # position and class: a reordered list is not mixed up
+
+
+def hook_states(hooks: list[Any]) -> dict[str, dict[str, Any]]:
+    """The non-empty :meth:`Hook.state_dict` of each hook, by position and class; a state JSON cannot hold
+    is refused naming the hook (a checkpoint keeps it in config.json)."""
+    states = {}
+    for i, hook in enumerate(hooks):
+        state = hook.state_dict() if hasattr(hook, "state_dict") else {}  # any object with due() and __call__
+        try:
+            json.dumps(state, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise PluginError(
+                f"hook {type(hook).__qualname__}.state_dict() returned what JSON cannot hold ({exc}); return "
+                "numbers, strings, lists and dicts (a checkpoint keeps it in config.json)."
+            ) from None
+        if state:
+            states[_hook_key(i, hook)] = state
+    return states
+
+
+def restore_hook_states(hooks: list[Any], saved: dict[str, Any]) -> list[str]:
+    """Give each hook its saved state (:meth:`Hook.load_state_dict`); returns the saved keys no hook of
+    the same class stands at now."""
+    mine = {_hook_key(i, h): h for i, h in enumerate(hooks)}
+    unknown = []
+    for key, state in saved.items():
+        if key in mine and hasattr(mine[key], "load_state_dict"):
+            mine[key].load_state_dict(state)
+        elif key not in mine:
+            unknown.append(key)
+    return unknown
 
 
 class TrainerView:

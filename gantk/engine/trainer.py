@@ -22,11 +22,9 @@ evaluations, checkpoints); the other ranks wait for it wherever the run's state 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -40,15 +38,15 @@ from torch import nn
 
 from gantk import __version__
 from gantk.config import Config, to_dict
-from gantk.engine import assembly, distributed, preflight, setup, snapshot
+from gantk.engine import assembly, distributed, preflight, setup, signals, snapshot
 from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
-from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView
+from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView, hook_states, restore_hook_states
 from gantk.engine.logger import RunLogger, console
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.step import TrainStep, autocast
-from gantk.errors import DataError, GantkError, NonFiniteError, PluginError, RunFailed, StepFailed, TrainingStopped
+from gantk.errors import DataError, GantkError, NonFiniteError, RunFailed, StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
 from gantk.registry import PluginSpec
@@ -274,7 +272,7 @@ class Trainer:
         current = f"step_{self.step:08d}"
         last_saved = existing[-1] if existing and existing[-1].name == current else None  # nothing new to save yet
         last_saved = distributed.broadcast(last_saved, world)  # every rank must agree on the final save
-        previous = self._install_signal_handlers()
+        previous = signals.stop_after_step(self._asked_to_stop)
         self._last_save_time = time.monotonic()
         self._first_step = self._logged_at = self.step
         try:
@@ -307,7 +305,7 @@ class Trainer:
             if self.step >= tc.max_steps and world.is_main:
                 self.folder.mark_finished(self.step)  # its final hooks ran: a --resume has nothing to do
         finally:
-            self._restore_signal_handlers(previous)
+            signals.restore(previous)
             self._check_nonfinite(stop=False)
             if self.nonfinite_skipped:
                 logger.write(self.step, {"nonfinite_skipped": self.nonfinite_skipped})
@@ -412,26 +410,13 @@ class Trainer:
                 "command and --resume."
             ) from exc
 
-    def _install_signal_handlers(self) -> dict:
-        """First SIGINT/SIGTERM: finish the step, save, stop. A second one: stop at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self.stop_signal:
-                raise KeyboardInterrupt
-            self.stop_signal = signum
-            self.logger.message(
-                f"{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
-                "(press Ctrl-C again to stop at once)"
-            )
-
-        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    @staticmethod
-    def _restore_signal_handlers(previous: dict) -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    def _asked_to_stop(self, signum: int) -> None:
+        """First SIGINT/SIGTERM: finish the step, save, stop (a second one stops at once: engine/signals.py)."""
+        self.stop_signal = signum
+        self.logger.message(
+            f"{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
+            "(press Ctrl-C again to stop at once)"
+        )
 
     def _next_raw_batches(self, phase: Phase, last_saved: Path | None) -> list[Batch]:
         """The batches of the next step. A data failure past this process's first step (an item that
@@ -543,24 +528,9 @@ class Trainer:
                 n.train(modes[k])
 
     # ------------------------------------------------------------------ checkpoints
-    def _hook_key(self, index: int, hook: Hook) -> str:
-        return f"{index}:{type(hook).__qualname__}"  # position and class: a reordered list is not mixed up
-
     def hook_states(self) -> dict[str, dict[str, Any]]:
-        """The hooks' :meth:`Hook.state_dict` (the non-empty ones), by position and class, for a checkpoint."""
-        states = {}
-        for i, hook in enumerate(getattr(self, "hooks", [])):
-            state = hook.state_dict() if hasattr(hook, "state_dict") else {}  # any object with due() and __call__
-            try:
-                json.dumps(state, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise PluginError(
-                    f"hook {type(hook).__qualname__}.state_dict() returned what JSON cannot hold ({exc}); return "
-                    "numbers, strings, lists and dicts (a checkpoint keeps it in config.json)."
-                ) from None
-            if state:
-                states[self._hook_key(i, hook)] = state
-        return states
+        """The hooks' states (:meth:`Hook.state_dict`) for a checkpoint (:func:`hooks.hook_states`)."""
+        return hook_states(getattr(self, "hooks", []))
 
     def _restore_hooks(self, folder: Path) -> None:
         """The hooks' states as they were after the hooks of the resumed checkpoint's step ran; when that is
@@ -571,11 +541,8 @@ class Trainer:
             saved = done[1]
         else:
             saved, self.hooks_pending = ckpt.read_meta(folder).get("hooks") or {}, True
-        mine = {self._hook_key(i, h): h for i, h in enumerate(self.hooks)}
-        for key, state in saved.items():
-            if key in mine and hasattr(mine[key], "load_state_dict"):
-                mine[key].load_state_dict(state)
-            elif self.world.is_main:
+        for key in restore_hook_states(self.hooks, saved):
+            if self.world.is_main:
                 warnings.warn(
                     f"checkpoint {folder} holds the state of hook {key.partition(':')[2]} (position "
                     f"{key.partition(':')[0]}), which this run does not have there: that state is not restored.",
