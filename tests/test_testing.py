@@ -32,17 +32,26 @@ def test_pix2pix_conforms(tmp_path: Path):
     assert all(r.status == "passed" for r in results)
 
 
-def test_a_plugin_that_does_not_learn_fails_the_right_check(tmp_path: Path):
-    folder = tmp_path / "lazygan"
+def _failing_dcgan(tmp_path: Path, name: str, source: str) -> str:
+    """Run the kit on a DCGAN subclass written to a plugin folder; the failure message it raises."""
+    folder = tmp_path / name
     folder.mkdir()
     (folder / "plugin.py").write_text(
+        'import torch\nfrom gantk.registry import load\n\nDCGAN = load("dcgan")[1]\n' + source
+    )
+    (folder / "defaults.yaml").write_text((Path(__file__).parents[1] / "plugins/dcgan/defaults.yaml").read_text())
+    with pytest.raises(PluginCheckError) as err:
+        check_plugin(
+            str(folder), data=write_image_folder(tmp_path / "img", n=8), overrides=TINY_DCGAN, workdir=tmp_path
+        )
+    return str(err.value)
+
+
+def test_a_plugin_that_does_not_learn_fails_the_right_check(tmp_path: Path):
+    msg = _failing_dcgan(
+        tmp_path,
+        "lazygan",
         '''
-import torch
-from gantk import GanPlugin, Phase
-from gantk.registry import load
-
-DCGAN = load("dcgan")[1]
-
 
 class LazyGan(DCGAN):
     """DCGAN whose generator loss has no gradient: G never changes."""
@@ -50,28 +59,18 @@ class LazyGan(DCGAN):
     def g_loss(self, batch, ctx):
         ctx.scratch.pop("fake")
         return {"zero": torch.zeros((), requires_grad=True)}
-'''
+''',
     )
-    (folder / "defaults.yaml").write_text((Path(__file__).parents[1] / "plugins/dcgan/defaults.yaml").read_text())
-    with pytest.raises(PluginCheckError) as err:
-        check_plugin(
-            str(folder), data=write_image_folder(tmp_path / "img", n=8), overrides=TINY_DCGAN, workdir=tmp_path
-        )
-    msg = str(err.value)
     assert "training steps run and change the weights: failed" in msg and "['G']" in msg
     assert "generator output matches the data: skipped" in msg  # later checks say why they did not run
 
 
 def test_a_plugin_that_reads_the_host_inside_its_step_fails_the_capturable_check(tmp_path: Path):
     """The kit watches every step after the first through the trainer's public step_context."""
-    folder = tmp_path / "chattygan"
-    folder.mkdir()
-    (folder / "plugin.py").write_text(
+    msg = _failing_dcgan(
+        tmp_path,
+        "chattygan",
         '''
-from gantk.registry import load
-
-DCGAN = load("dcgan")[1]
-
 
 class ChattyGan(DCGAN):
     """DCGAN that reads its loss on the host in every step (a float() a CUDA graph cannot hold)."""
@@ -81,13 +80,7 @@ class ChattyGan(DCGAN):
         if float(sum(v.detach() for v in losses.values())) > 1e9:
             raise AssertionError("unreachable")
         return losses
-'''
+''',
     )
-    (folder / "defaults.yaml").write_text((Path(__file__).parents[1] / "plugins/dcgan/defaults.yaml").read_text())
-    with pytest.raises(PluginCheckError) as err:
-        check_plugin(
-            str(folder), data=write_image_folder(tmp_path / "img", n=8), overrides=TINY_DCGAN, workdir=tmp_path
-        )
-    msg = str(err.value)
     assert "reads no tensor value on the host (CUDA-graph capturable): failed" in msg
     assert "failed 1 check(s)" in msg  # training itself passed
