@@ -3,7 +3,7 @@
 
 A new verb is one new module here and one line in :data:`VERBS`; ``gantk.cli`` builds the parser from
 the list and maps errors to exit codes for all of them. A module imports what its command needs inside
-``run``, so ``gantk --help`` or ``gantk datasets`` does not load torch's training stack.
+``run``, so ``gantk --help`` or ``gantk datasets`` does not load the engine's trainer.
 """
 
 from __future__ import annotations
