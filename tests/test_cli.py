@@ -192,3 +192,22 @@ def test_a_plugin_that_raises_is_one_paragraph_naming_its_file_and_line(tmp_path
         f"plugin code raised ValueError: {method} broke (in {folder / 'plugin.py'}, line 8, {method}())" in out.stderr
     )
     assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
+
+
+def test_every_verb_is_one_module_in_gantk_commands_listed_once():
+    """A new verb is one file in gantk/commands plus one line in VERBS; the parser is built from the list."""
+    import importlib
+
+    from gantk.cli import build_parser
+    from gantk.commands import VERBS
+
+    folder = REPO / "gantk" / "commands"
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "common"))
+    assert sorted(VERBS) == modules and len(set(VERBS)) == len(VERBS)
+    for verb in VERBS:
+        module = importlib.import_module(f"gantk.commands.{verb}")
+        assert callable(module.add_parser) and callable(module.run), verb
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert list(sub.choices) == list(VERBS)
+    for verb, parser in sub.choices.items():
+        assert parser.get_default("run") is not None, verb
