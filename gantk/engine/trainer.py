@@ -9,11 +9,14 @@ generator, logging, checkpoints and exact resume, and data-parallel training und
 The trainer is the loop and what it must decide itself; the rest is elsewhere, one job each:
 
 * :mod:`gantk.engine.setup`: the device, seeds, checks and wrapped networks before the first step;
+* :mod:`gantk.engine.assembly`: every part of the run, built once into its state and its step's parts;
 * :mod:`gantk.engine.resolve`: the config completed from the data, then frozen;
 * :mod:`gantk.engine.step`: one training step (:mod:`gantk.engine.graph` replays it as a CUDA graph);
 * :mod:`gantk.engine.hooks`: what runs every N steps (sample grids, evaluation), a list that a plugin
   (``GanPlugin.hooks``) or a user (``Trainer(hooks=...)``) extends;
-* :mod:`gantk.engine.snapshot`: a checkpoint written from, and restored into, the run's explicit state.
+* :mod:`gantk.engine.snapshot`: a checkpoint written from, and restored into, the run's explicit state;
+* :mod:`gantk.engine.sampler`: the generator that samples while training, and eval mode;
+* :mod:`gantk.engine.signals`: the first stop signal finishes the step and saves, a second stops.
 
 Under torchrun every rank runs this same loop. Rank 0 alone writes the run folder (logs, samples,
 evaluations, checkpoints); the other ranks wait for it wherever the run's state must agree.
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import time
 import warnings
@@ -32,20 +34,20 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from gantk import __version__
 from gantk.config import Config, to_dict
 from gantk.engine import assembly, distributed, preflight, setup, signals, snapshot
-from gantk.engine.ema import EmaGenerator, recalibrate_batchnorm
+from gantk.engine.ema import EmaGenerator
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
 from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView, hook_states, restore_hook_states
 from gantk.engine.logger import RunLogger, console
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
-from gantk.engine.step import TrainStep, autocast
+from gantk.engine.sampler import TrainingSampler
+from gantk.engine.step import TrainStep
 from gantk.errors import DataError, GantkError, NonFiniteError, RunFailed, StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
@@ -197,7 +199,6 @@ class Trainer:
         resume_from = distributed.main_first(lambda: self.folder.open(self.resume), world)
 
         self.parts = assembly.assemble(self.plugin, self.phases, aux, dataset, self.device, world)
-        self._ema_calibrated_at: int | None = None
         try:
             self.sample_inputs = self.plugin.preview_inputs(tc.sample_count, torch.Generator().manual_seed(tc.seed))
         except NotImplementedError:
@@ -205,6 +206,7 @@ class Trainer:
         if world.rank:  # per-rank streams from here on: dropout and other draws differ between ranks
             setup.seed_everything(setup.rank_seed(tc.seed, world.rank), tc.deterministic)
         self.train_step = TrainStep(self.parts.step)
+        self.sampler = TrainingSampler(self.plugin, self.parts, self.device, self.sample_inputs)
         if resume_from is not None:
             self._load(resume_from)
         if world.is_main:  # after the checkpoint matched: a refused --resume --set leaves config.yaml as it was
@@ -446,16 +448,13 @@ class Trainer:
         """The stream's next batch on the device, as stored (uint8 images): the step converts it."""
         return {k: v.to(self.device, non_blocking=True) for k, v in next(self.state.stream).items()}
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.parts.step.autocast_dtype)
-
     def _after_step(self) -> None:
         """Host work between steps: the schedule writes the next rates into the optimizers' lr tensors."""
         with warnings.catch_warnings():  # a network idle in this phase (SRGAN's D in phase 1) still follows
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)  # the step
             for sched in self.state.schedulers.values():
                 sched.step()
-        self._ema_calibrated_at = None
+        self.sampler.stepped()
 
     def _check_nonfinite(self, stop: bool = True) -> None:
         """Read the device's count of skipped updates (one host read): say so, or stop under ``stop``.
@@ -479,53 +478,12 @@ class Trainer:
     # ------------------------------------------------------------------ sampling and evaluation
     def sampling_generator(self, name: str | None = None) -> nn.Module:
         """The generator ``name`` (default: the plugin's ``generator``) to sample and evaluate with: its EMA
-        copy (batch norm calibrated) when EMA is on."""
-        name = name or self.plugin.generator
-        if name not in self.emas:
-            return self.nets[name]
-        if name == self.plugin.generator and self._ema_calibrated_at != self.step:
-            self._calibrate_ema()  # sample_inputs feed the main generator; other directions keep their stats
-            self._ema_calibrated_at = self.step
-        return self.emas[name].module
+        copy (batch norm calibrated) when EMA is on (engine/sampler.py)."""
+        return self.sampler.generator(name, self.step)
 
-    def _calibrate_ema(self) -> None:
-        tc = self.cfg.train
-        if not tc.ema.calibration_batches or self.sample_inputs is None:
-            return  # no inputs to draw (image-to-image): the raw generator's statistics stay
-        g = torch.Generator().manual_seed(tc.seed + 2)  # the same batches every time: deterministic
-        batches = (self.plugin.preview_inputs(tc.batch_size, g) for _ in range(tc.ema.calibration_batches))
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), torch.no_grad(), self.autocast():
-            recalibrate_batchnorm(
-                self.emas[self.plugin.generator].module,
-                batches,
-                lambda G, inputs: self.plugin.generate(G, {k: v.to(self.device) for k, v in inputs.items()}),
-            )
-
-    @contextlib.contextmanager
-    def eval_mode(self):
-        """Networks in eval mode without gradients; training mode is restored afterwards.
-
-        Eval mode keeps sampling free of side effects (no batch-norm statistics updated, no dropout
-        noise drawn), so when or how often samples are taken never changes the training itself.
-        """
-        modes = {k: n.training for k, n in self.nets.items()}
-        for n in self.nets.values():
-            n.eval()
-        for ema in self.emas.values():
-            ema.module.eval()
-        # random draws in here (a plugin's evaluation) must not move training's streams: the checkpoint of
-        # this step is written before samples and evaluation, and a resumed run does not repeat them
-        cuda = [self.device] if self.device.type == "cuda" else []
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:  # rank 0 alone: batch norm in train mode (pix2pix's test mode) must not wait for the others
-            with torch.random.fork_rng(devices=cuda), torch.no_grad(), self.autocast(), distributed.local_batchnorm():
-                yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-            for k, n in self.nets.items():
-                n.train(modes[k])
+    def eval_mode(self) -> contextlib.AbstractContextManager:
+        """Networks in eval mode without gradients, training's random streams untouched (engine/sampler.py)."""
+        return self.sampler.eval_mode()
 
     # ------------------------------------------------------------------ checkpoints
     def hook_states(self) -> dict[str, dict[str, Any]]:
