@@ -15,16 +15,17 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
-from gantk.config import DataConfig
+from gantk.config import DataConfig, with_values
 from gantk.data import cards
 from gantk.data.cards import DatasetCard, load_cards
 from gantk.data.datasets import KINDS, ImageFileDataset, TensorDataset
 from gantk.data.download import download_dataset
 from gantk.errors import DataError
 
-__all__ = ["ImageFileDataset", "TensorDataset", "load_cards", "load_dataset", "locate"]
+__all__ = ["ImageFileDataset", "TensorDataset", "load_cards", "load_dataset", "load_rows", "locate"]
 
 log = logging.getLogger("gantk")
 
@@ -118,3 +119,17 @@ def _limited(dataset: Dataset, n: int) -> Dataset:
             dataset.items[:n], dataset.read, dataset.channels, dataset.class_names, dataset.description
         )
     raise DataError(f"data.limit is not supported for {type(dataset).__name__}.")
+
+
+def load_rows(cfg: DataConfig, split: str, rows: slice) -> TensorDataset:
+    """The items ``rows`` of the dataset ``cfg`` names (``slice(-40, None)``: the last 40), decoded from
+    their files alone: a few held-out pairs or preview images without reading the rest of a large set
+    into memory. The same tensors as those rows of the preloaded dataset; ``rows`` must hold an item."""
+    dataset = load_dataset(with_values(cfg, {"preload": "never"}, "a few rows of the data"), split)
+    if isinstance(dataset, TensorDataset):  # decoded in memory anyway (MNIST)
+        return TensorDataset({k: v[rows] for k, v in dataset.tensors.items()}, dataset.channels, dataset.class_names)
+    items = [dataset[i] for i in range(len(dataset))[rows]]
+    if not items:
+        raise DataError(f"rows {rows.start}:{rows.stop} of {cfg.name} ({split}) hold no item of its {len(dataset)}.")
+    tensors = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    return TensorDataset(tensors, dataset.channels, dataset.class_names)

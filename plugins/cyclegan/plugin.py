@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
@@ -37,8 +38,8 @@ from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
 from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
-from gantk.data import jitter, load_dataset, locate
-from gantk.data.datasets import TensorDataset, UnpairedDataset, unpaired
+from gantk.data import jitter, load_dataset, load_rows, locate
+from gantk.data.datasets import TensorDataset, UnpairedDataset, image_folder, unpaired
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
 from gantk.io.images import example_images, from_uint8, save_grid
@@ -127,38 +128,49 @@ class CycleGAN(GanPlugin):
     def build_dataset(self, split: str = "train") -> UnpairedDataset:
         """Two unpaired domains: ``trainA``/``trainB`` folders, or a paired set whose last ``data.holdout``
         pairs are held out and whose other pairs are read as two independent domains."""
-        return self._domains(split)[0]
-
-    def heldout_images(self) -> dict[str, torch.Tensor]:
-        """The evaluation's images: ``"A"``, ``"B"`` and ``"paired"`` (1 when they are each other's partners:
-        a paired set's last ``data.holdout`` pairs; 0 for ``testA``/``testB``); empty when there are none."""
-        return self._domains("train")[1]
-
-    def _domains(self, split: str) -> tuple[UnpairedDataset, dict[str, torch.Tensor]]:
-        """The training domains and the held-out images, both read from the data the config names."""
         d, seed = self.cfg.data, self.cfg.train.seed
         self.check_config()
-        root, kind = locate(d.name, d.kind)
-        if kind == "unpaired" or (root / "trainA").is_dir():
-            train = unpaired(root, d.image_size, d.channels, "train", seed)
-            if (root / "testA").is_dir() and (root / "testB").is_dir():
-                test = unpaired(root, d.image_size, train.channels, "test", seed).tensors
-                return train, {"A": test["A"], "B": test["B"], "paired": torch.zeros(())}
-            return train, {}
-        if kind != "paired":
-            raise DataError(
-                f"CycleGAN needs two domains: --data {d.name} is a '{kind}' dataset. Give a folder with trainA/ and "
-                "trainB/ (junyanz's layout), or a paired set such as facades (a folder of side-by-side pairs: "
-                "--set data.kind=paired)."
-            )
+        root = self._root()
+        if root is not None:
+            return unpaired(root, d.image_size, d.channels, "train", seed)
         pairs = load_dataset(d, split)
         pairs = pairs if isinstance(pairs, TensorDataset) else pairs.preload()  # type: ignore[attr-defined]
         a, b = pairs.tensors["A"], pairs.tensors["B"]
         keep = len(a) - d.holdout
         if keep < 1:
             raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {len(a)} in '{d.name}'.")
-        heldout = {"A": a[keep:], "B": b[keep:], "paired": torch.ones(())} if d.holdout else {}
-        return UnpairedDataset(a[:keep], b[:keep], pairs.channels, seed), heldout
+        return UnpairedDataset(a[:keep], b[:keep], pairs.channels, seed)
+
+    def heldout_images(self) -> dict[str, torch.Tensor]:
+        """The evaluation's images: ``"A"``, ``"B"`` and ``"paired"`` (1 when they are each other's partners:
+        a paired set's last ``data.holdout`` pairs; 0 for ``testA``/``testB``); empty when there are none.
+        Read alone, not with the training images."""
+        d = self.cfg.data
+        root = self._root()
+        if root is not None:
+            if not ((root / "testA").is_dir() and (root / "testB").is_dir()):
+                return {}
+            test = unpaired(root, d.image_size, d.channels, "test", self.cfg.train.seed).tensors
+            return {"A": test["A"], "B": test["B"], "paired": torch.zeros(())}
+        if not d.holdout:
+            return {}
+        held = load_rows(d, "train", slice(-d.holdout, None)).tensors
+        return {"A": held["A"], "B": held["B"], "paired": torch.ones(())}
+
+    def _root(self) -> Path | None:
+        """The folder of junyanz's unpaired layout (``trainA``/``trainB``); None for a paired set; any other
+        kind of data is refused, naming the two layouts CycleGAN reads."""
+        d = self.cfg.data
+        root, kind = locate(d.name, d.kind)
+        if kind == "unpaired" or (root / "trainA").is_dir():
+            return root
+        if kind != "paired":
+            raise DataError(
+                f"CycleGAN needs two domains: --data {d.name} is a '{kind}' dataset. Give a folder with trainA/ and "
+                "trainB/ (junyanz's layout), or a paired set such as facades (a folder of side-by-side pairs: "
+                "--set data.kind=paired)."
+            )
+        return None
 
     def resolve(self, dataset: UnpairedDataset) -> dict[str, int]:
         """The paper's schedule in steps (an epoch is max(|A|, |B|) images) and its block count."""
@@ -260,8 +272,14 @@ class CycleGAN(GanPlugin):
     def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The first ``n`` held-out A images (training A images when there are none): the sample grids
         follow the same inputs through training, translated by G_AB."""
-        train, heldout = self._domains("train")
-        return {"input": from_uint8((heldout or train.tensors)["A"][:n])}
+        heldout = self.heldout_images()
+        if heldout:
+            return {"input": from_uint8(heldout["A"][:n])}
+        root, d = self._root(), self.cfg.data
+        if root is None:  # a paired set with nothing held out: its first pairs' A sides
+            return {"input": from_uint8(load_rows(d, "train", slice(0, n)).tensors["A"])}
+        first = image_folder(root / "trainA", d.image_size, d.channels)
+        return {"input": from_uint8(torch.stack([first[i]["image"] for i in range(min(n, len(first)))]))}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}

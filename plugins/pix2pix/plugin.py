@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import Count, NonNegative, PathStr, Range, Side, Width, with_values
-from gantk.data import TensorDataset, jitter, load_dataset
+from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
+from gantk.data import TensorDataset, jitter, load_dataset, load_rows
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
 from gantk.io.images import example_images, from_uint8, save_grid
@@ -115,23 +115,15 @@ class Pix2Pix(GanPlugin):
         return "l1"
 
     # ---- data ---------------------------------------------------------------------------------------
-    def _pairs(self, split: str) -> TensorDataset:
-        """Every pair of ``split``, in memory: pix2pix always keeps its data there."""
-        pairs = load_dataset(self.cfg.data, split)
-        return pairs if isinstance(pairs, TensorDataset) else pairs.preload()  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _rows(pairs: TensorDataset, start: int, stop: int | None = None) -> TensorDataset:
-        return TensorDataset({k: v[start:stop] for k, v in pairs.tensors.items()}, pairs.channels)
-
     def build_dataset(self, split: str = "train") -> TensorDataset:
         d = self.cfg.data
         self.check_config()
-        pairs = self._pairs(split)
+        pairs = load_dataset(d, split)  # in memory: pix2pix always keeps its data there
+        pairs = pairs if isinstance(pairs, TensorDataset) else pairs.preload()  # type: ignore[attr-defined]
         n = len(pairs)
         if d.holdout >= n:
             raise DataError(f"data.holdout={d.holdout} leaves no training pairs out of the {n} in '{d.name}'.")
-        return self._rows(pairs, 0, n - d.holdout)
+        return TensorDataset({k: v[: n - d.holdout] for k, v in pairs.tensors.items()}, pairs.channels)
 
     def resolve(self, dataset: TensorDataset) -> dict[str, int]:
         """The paper's schedule in steps: ``epochs.constant`` epochs at the full rate, then ``epochs.decay``
@@ -224,9 +216,9 @@ class Pix2Pix(GanPlugin):
         return (b, a) if self.cfg.data.direction == "BtoA" else (a, b)
 
     def heldout_pairs(self) -> TensorDataset:
-        """The last ``data.holdout`` pairs of the data, never trained on: what evaluation scores."""
-        pairs = self._pairs(self.cfg.data.split)
-        return self._rows(pairs, max(0, len(pairs) - self.cfg.data.holdout))
+        """The last ``data.holdout`` pairs of the data (at least one), never trained on: what evaluation
+        scores; read alone, not with the training pairs."""
+        return load_rows(self.cfg.data, self.cfg.data.split, slice(-self.cfg.data.holdout, None))
 
     def sample_inputs(self, n: int, generator: torch.Generator, **conditions) -> dict[str, torch.Tensor]:
         raise NotImplementedError("pix2pix translates inputs; use 'gantk translate RUN input.png -o out.png'")
@@ -234,12 +226,9 @@ class Pix2Pix(GanPlugin):
     def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The first ``n`` held-out inputs (the first training inputs when nothing is held out): sample
         grids follow the same label maps through training."""
-        data = with_values(self.cfg.data, {"preload": "never"}, "pix2pix's preview")  # n pairs, not the set
-        pairs = load_dataset(data, self.cfg.data.split)
-        start = len(pairs) - data.holdout if data.holdout else 0
-        items = [pairs[i] for i in range(start, min(start + n, len(pairs)))]
-        first = TensorDataset({k: torch.stack([item[k] for item in items]) for k in ("A", "B")}, pairs.channels)
-        return {"input": self._inputs_targets(first)[0]}
+        held = self.cfg.data.holdout
+        rows = slice(-held, -held + n if n < held else None) if held else slice(0, n)
+        return {"input": self._inputs_targets(load_rows(self.cfg.data, self.cfg.data.split, rows))[0]}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
@@ -274,10 +263,10 @@ class Pix2Pix(GanPlugin):
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """L1, PSNR and SSIM (kornia) on the held-out pairs, in [0, 1]; writes the report grid."""
-        pairs = ctx.cached("pix2pix: held-out pairs", self.heldout_pairs)  # read once per run
-        if not len(pairs):
+        if not self.cfg.data.holdout:
             warnings.warn("data.holdout=0: no held-out pairs, so pix2pix reports no metrics", stacklevel=2)
             return {}
+        pairs = ctx.cached("pix2pix: held-out pairs", self.heldout_pairs)  # read once per run
         inputs, targets = self._inputs_targets(pairs)
         G = nets["G"]
         outputs = []

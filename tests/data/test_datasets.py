@@ -139,3 +139,20 @@ def test_real_facades_pairs(monkeypatch):
     # the label map (B, right half) is mostly saturated blue background; the photo is not
     a, b = item["A"].float(), item["B"].float()
     assert (b[2] - b[0]).mean() > (a[2] - a[0]).mean() + 30
+
+
+def test_load_rows_reads_a_few_rows_as_the_preloaded_dataset_holds_them(tmp_path):
+    """Held-out pairs and preview images are read alone (load_rows), and must be the very tensors the
+    preloaded dataset holds in those rows, the last ones included."""
+    from gantk.data import load_rows
+    from tests.helpers.pairs import write_side_by_side
+
+    folder = write_side_by_side(tmp_path / "pairs", n=9, size=16)
+    cfg = DataConfig(name=str(folder), image_size=16, kind="paired", preload="never")
+    everything = load_dataset(cfg).preload()
+    for rows in (slice(-3, None), slice(0, 2), slice(-4, -1)):
+        part = load_rows(cfg, "train", rows)
+        assert set(part.tensors) == {"A", "B"}
+        assert all(torch.equal(part.tensors[k], everything.tensors[k][rows]) for k in ("A", "B"))
+    with pytest.raises(DataError, match="hold no item"):
+        load_rows(cfg, "train", slice(20, 30))
