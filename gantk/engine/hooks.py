@@ -130,11 +130,12 @@ class TrainerView:
         ctx.protocol.update(generator="ema" if t.plugin.generator in t.emas else "raw", gantk=__version__)
         return ctx
 
-    def keep_best(self, value: float, protocol: dict[str, Any], extra: dict[str, Any]) -> None:
-        """Record ``value`` (measured as ``protocol`` says) as the best so far and save
-        ``checkpoints/best`` with ``extra`` in its meta."""
+    def keep_best(self, metric: str, value: float, protocol: dict[str, Any]) -> None:
+        """Record ``value`` of ``metric`` (measured as ``protocol`` says) as the best so far and save
+        ``checkpoints/best``, its meta naming all three."""
         t = self._trainer
         t.best_value, t.best_protocol = value, protocol
+        extra = {"best_metric": metric, "best_value": value, "eval_protocol": protocol}
         t.save(t.run / "checkpoints" / "best", extra=extra)
 
 
@@ -198,4 +199,4 @@ class Evaluate(Hook):
             )
         better = best is None or (value < best if mode == "min" else value > best)
         if better and math.isfinite(value):
-            trainer.keep_best(value, protocol, {"best_metric": name, "best_value": value, "eval_protocol": protocol})
+            trainer.keep_best(name, value, protocol)

@@ -225,12 +225,11 @@ class SRGAN(GanPlugin):
     def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """LR centre crops of the first benchmark's images (repeated to ``n``): sample grids show what G
         makes of the same inputs through training."""
-        sets = self.benchmarks()
-        if not sets:
+        if not self.cfg.eval.benchmarks:
             raise NotImplementedError("no benchmark images to sample from (eval.benchmarks is empty)")
         side = self.cfg.data.patch // self.cfg.model.scale
         crops = []
-        for pair in next(iter(sets.values())):
+        for pair in self._benchmark(self.cfg.eval.benchmarks[0]):  # the first set alone
             h, w = pair.lr.shape[-2:]
             if h >= side and w >= side:
                 top, left = (h - side) // 2, (w - side) // 2
@@ -251,14 +250,14 @@ class SRGAN(GanPlugin):
     # ---- evaluation ---------------------------------------------------------------------------------
     def benchmarks(self) -> dict[str, list[SRPair]]:
         """The evaluation sets, read from disk: ``eval.benchmarks`` entries are paths or folders under data.name."""
-        sets = {}
-        channels = self.cfg.data.channels or 3
-        for entry in self.cfg.eval.benchmarks:
-            path = Path(entry).expanduser()
-            if not path.is_dir():
-                path = self.data_root() / entry
-            sets[Path(entry).name] = load_sr_benchmark(path, self.cfg.model.scale, channels)
-        return sets
+        return {Path(entry).name: self._benchmark(entry) for entry in self.cfg.eval.benchmarks}
+
+    def _benchmark(self, entry: str) -> list[SRPair]:
+        """One ``eval.benchmarks`` entry: a folder, or a name under data.name."""
+        path = Path(entry).expanduser()
+        if not path.is_dir():
+            path = self.data_root() / entry
+        return load_sr_benchmark(path, self.cfg.model.scale, self.cfg.data.channels or 3)
 
     def evaluate(self, nets: dict[str, nn.Module], ctx: EvalContext) -> dict[str, float]:
         """``<set>/psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` for G and ``<set>/bicubic/...`` for bicubic."""
