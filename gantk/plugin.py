@@ -33,7 +33,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 from gantk.config import Config
 from gantk.contexts import Batch, EvalContext, Losses, StepContext, draw_for_rank
 from gantk.errors import ConfigError
+from gantk.latents import LatentCode, slerp
 from gantk.phases import LossFn, Phase, Update
 
 # the contract's other halves live beside it and are named here too: ``from gantk.plugin import Phase``
@@ -81,18 +81,6 @@ CONTRACT_VERSION = 4
 #: the tasks a plugin can declare in ``GanPlugin.tasks``: from noise (or noise and a label), from an image,
 #: a larger image from a smaller one
 TASKS = ("sample", "translate", "upscale")
-
-
-@dataclass(frozen=True)
-class LatentCode:
-    """One named latent code of a generator's input: categorical with ``values`` values (0 .. values - 1),
-    or continuous, trained on [``low``, ``high``] (and worth viewing beyond it)."""
-
-    name: str
-    kind: str  # "categorical" | "continuous"
-    values: int = 0
-    low: float = -1.0
-    high: float = 1.0
 
 
 class RunView(Protocol):
@@ -418,17 +406,3 @@ def generate_in_chunks(
         for i in range(0, n, chunk)
     ]
     return torch.cat(out)
-
-
-def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Spherical interpolation between two batches of one vector each (shape ``(1, ...)``)."""
-    fa, fb = a.flatten(1), b.flatten(1)
-    cos = (fa / fa.norm(dim=1, keepdim=True) * fb / fb.norm(dim=1, keepdim=True)).sum(1).clamp(-1, 1)
-    omega = torch.arccos(cos)
-    t = t.to(a.dtype).view(-1, 1)
-    if omega.abs().item() < 1e-4:  # nearly parallel: fall back to a straight line
-        out = (1 - t) * fa + t * fb
-    else:
-        so = torch.sin(omega)
-        out = torch.sin((1 - t) * omega) / so * fa + torch.sin(t * omega) / so * fb
-    return out.view(len(t), *a.shape[1:])

@@ -23,6 +23,7 @@ FLOORS = {
     "data": 2,
     "plugin": 3,
     "contexts": 3,
+    "latents": 3,
     "phases": 3,
     "registry": 3,
     "memory": 3,

@@ -134,7 +134,7 @@ class TrainerView:
         """Record ``value`` of ``metric`` (measured as ``protocol`` says) as the best so far and save
         ``checkpoints/best``, its meta naming all three."""
         t = self._trainer
-        t.best_value, t.best_protocol = value, protocol
+        t.state.best_value, t.state.best_protocol = value, protocol
         extra = {"best_metric": metric, "best_value": value, "eval_protocol": protocol}
         t.save(t.run / "checkpoints" / "best", extra=extra)
 

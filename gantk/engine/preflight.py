@@ -53,7 +53,7 @@ def check_config(plugin: GanPlugin) -> None:
             "weights (weights-inception-2015-12-05-6726825d.pth, see docs/metrics.md) or leave it empty for kid_pixels."
         )
     if isinstance(evaluation, EvalConfig) and evaluation.inception_score and cfg.train.eval_every:
-        from gantk.metrics.fid import check_inception_score  # refused now, not hours in at the first evaluation
+        from gantk.metrics.inception import check_inception_score  # refused now, not hours in at the first evaluation
 
         check_inception_score(evaluation.fid_weights, evaluation.fid_samples)
     best = cfg.train.best_metric

@@ -14,7 +14,9 @@ The trainer is the loop and what it must decide itself; the rest is elsewhere, o
 * :mod:`gantk.engine.step`: one training step (:mod:`gantk.engine.graph` replays it as a CUDA graph);
 * :mod:`gantk.engine.hooks`: what runs every N steps (sample grids, evaluation), a list that a plugin
   (``GanPlugin.hooks``) or a user (``Trainer(hooks=...)``) extends;
-* :mod:`gantk.engine.snapshot`: a checkpoint written from, and restored into, the run's explicit state;
+* :mod:`gantk.engine.checkpointing` (over :mod:`gantk.engine.snapshot`): a checkpoint written from, and
+  restored into, the run's explicit state;
+* :mod:`gantk.engine.failures`: what a failing first step, draw, hook or non-finite loss does;
 * :mod:`gantk.engine.sampler`: the generator that samples while training, and eval mode;
 * :mod:`gantk.engine.signals`: the first stop signal finishes the step and saves, a second stops.
 
@@ -25,7 +27,6 @@ evaluations, checkpoints); the other ranks wait for it wherever the run's state 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import time
 import warnings
@@ -37,18 +38,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from gantk import __version__
-from gantk.config import Config, to_dict
-from gantk.engine import assembly, distributed, preflight, setup, signals, snapshot
+from gantk.config import Config
+from gantk.engine import assembly, distributed, failures, preflight, setup, signals, snapshot
+from gantk.engine.checkpointing import Checkpoints
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
-from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView, hook_states, restore_hook_states
+from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView
 from gantk.engine.logger import RunLogger, console
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.sampler import TrainingSampler
 from gantk.engine.step import TrainStep
-from gantk.errors import DataError, GantkError, NonFiniteError, RunFailed, StepFailed, TrainingStopped
+from gantk.errors import StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
 from gantk.registry import PluginSpec
@@ -82,7 +83,6 @@ class Trainer:
         self.eval_cache: dict[str, Any] = {}  # EvalContext.cache: what this run's evaluations share
         self.hooks_pending = False  # resumed at a checkpoint whose hooks did not all run after it
         self.parts: assembly.RunParts | None = None  # built by setup() (engine/assembly.py)
-        self.transforms_sha256 = ""  # of the data.transforms file (setup)
         self.ready = False  # setup() done
         self.stop_signal = 0  # set by SIGINT/SIGTERM: finish the step, save, stop
         self.world = distributed.world_from_env()
@@ -146,27 +146,15 @@ class Trainer:
         """The best value of the best metric so far (``checkpoints/best``)."""
         return self.state.best_value if self.state else None
 
-    @best_value.setter
-    def best_value(self, value: float | None) -> None:
-        self.state.best_value = value
-
     @property
     def best_protocol(self) -> dict:
         """How the best value was measured (its protocol card); empty before the first best."""
         return self.state.best_protocol
 
-    @best_protocol.setter
-    def best_protocol(self, protocol: dict) -> None:
-        self.state.best_protocol = protocol
-
     @property
     def nonfinite_skipped(self) -> int:
         """Updates skipped for a non-finite loss in this run."""
         return self.state.nonfinite_skipped if self.state else 0
-
-    @nonfinite_skipped.setter
-    def nonfinite_skipped(self, value: int) -> None:
-        self.state.nonfinite_skipped = value
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -189,7 +177,7 @@ class Trainer:
         dataset = distributed.main_first(lambda: resolve_run(self.plugin), world, then_all=True)
         cfg = self.cfg  # resolved from the data, and frozen from here on
         transforms = cfg.data.transforms  # recorded in checkpoints: a --resume says when the file changed
-        self.transforms_sha256 = ckpt.sha256(Path(transforms)) if transforms else ""
+        transforms_sha256 = ckpt.sha256(Path(transforms)) if transforms else ""
         tc = cfg.train
         self.phases = self.plugin.phases()
         trained = set().union(*(p.trained for p in self.phases))
@@ -207,8 +195,12 @@ class Trainer:
             setup.seed_everything(setup.rank_seed(tc.seed, world.rank), tc.deterministic)
         self.train_step = TrainStep(self.parts.step)
         self.sampler = TrainingSampler(self.plugin, self.parts, self.device, self.sample_inputs)
+        self.checkpoints = Checkpoints(
+            self.plugin, self.spec, self.folder, self.state, world, self.sampler, transforms_sha256
+        )
         if resume_from is not None:
-            self._load(resume_from)
+            self.checkpoints.restore(resume_from, self.device)
+            self.train_step.step_tensor.fill_(self.step)
         if world.is_main:  # after the checkpoint matched: a refused --resume --set leaves config.yaml as it was
             self.folder.write_config(cfg)
         mode, why = resolve_graph_mode(
@@ -226,8 +218,9 @@ class Trainer:
             *self.plugin.hooks(),
             *self.user_hooks,
         ]
+        self.checkpoints.hooks = self.hooks
         if resume_from is not None:
-            self._restore_hooks(resume_from)
+            self.hooks_pending = self.checkpoints.restore_hooks(resume_from)
         self.view = TrainerView(self)  # what every hook gets: read-only
         self.stop_flag = distributed.StopFlag(world)
         self.ready = True
@@ -291,7 +284,7 @@ class Trainer:
                 phase = self.phase_at(self.step)
                 raws = self._next_raw_batches(phase, last_saved)
                 if self.step == self._first_step:
-                    self._first_step_checked(phase, raws)
+                    failures.first_step(self.runner, phase, raws, self.step, self.cfg.plugin, self.state.augment)
                 else:
                     with self.step_context(self.step):
                         self.runner(phase, raws, self.step)  # no host read inside: the GPU runs ahead
@@ -321,32 +314,6 @@ class Trainer:
                 self.stop_signal,
             )
         return last_saved
-
-    def _first_step_checked(self, phase: Phase, raws: list[Batch]) -> None:
-        """The first step of this process, with its failure explained: a config the networks or the data
-        cannot take (a depth too great for the image size, a batch of the wrong kind) fails here, after
-        every range was checked but before anything was trained, so nothing is lost by stopping."""
-        try:
-            self.runner(phase, raws, self.step)
-        except (GantkError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            if os.environ.get("GANTK_DEBUG"):
-                raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise StepFailed(
-                f"the first training step of plugin '{self.cfg.plugin}' failed: {type(exc).__name__}: {first}. "
-                "Nothing was trained by this command, and no checkpoint changed. This is usually a combination of "
-                "settings the networks cannot take (depths for the image size, sizes for the data); check the "
-                "model.* and data.* values (GANTK_DEBUG=1 shows where it failed)."
-            ) from exc
-        augmenter = self.state.augment
-        if augmenter is not None and augmenter.adaptive and not augmenter.observed:
-            raise StepFailed(
-                f"train.augment.adaptive (ADA) steers p by D's logits on real images, and plugin '{self.cfg.plugin}' "
-                "reports none: its D loss must call ctx.observe_real(real_logits). Nothing was trained by this "
-                "command. Use a fixed train.augment.p instead, or report the logits."
-            )
 
     def _local_flag(self) -> int:
         """What this rank asks of the step's end, as one number for the stop flag's max over ranks:
@@ -389,28 +356,12 @@ class Trainer:
             for hook in self.hooks:
                 if hook.due(self.step, max_steps):
                     hook(self.view)
-        if record and self.world.is_main:
-            self.folder.mark_hooks_done(self.step, self.hook_states())
+        if record:
+            self.checkpoints.mark_hooks_done()
 
-    @contextlib.contextmanager
-    def _saved_on_failure(self, last_saved: Path | None):
-        """A failure in the block saves the step just finished (unless ``last_saved`` is it) and stops with
-        an error naming that checkpoint. Under torchrun it propagates as is: a save is collective, and the
-        ranks cannot agree on one from here."""
-        try:
-            yield
-        except (NonFiniteError, TrainingStopped, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            if self.world.distributed:
-                raise
-            current = f"step_{self.step:08d}"
-            kept = last_saved if last_saved is not None and last_saved.name == current else self.save()
-            raise RunFailed(
-                f"{type(exc).__name__ if not isinstance(exc, GantkError) else 'error'} after step {self.step}: "
-                f"{exc} The training is saved: checkpoint {kept}. Fix the cause and continue with the same "
-                "command and --resume."
-            ) from exc
+    def _saved_on_failure(self, last_saved: Path | None) -> contextlib.AbstractContextManager:
+        """A failure in the block saves the step just finished and stops naming it (engine/failures.py)."""
+        return failures.saved_on_failure(self.step, last_saved, self.save, self.world.distributed)
 
     def _asked_to_stop(self, signum: int) -> None:
         """First SIGINT/SIGTERM: finish the step, save, stop (a second one stops at once: engine/signals.py)."""
@@ -421,32 +372,15 @@ class Trainer:
         )
 
     def _next_raw_batches(self, phase: Phase, last_saved: Path | None) -> list[Batch]:
-        """The batches of the next step. A data failure past this process's first step (an item that
-        fails its transforms, a file deleted mid-run) saves the steps trained so far, with the data
-        position before this step's batches, and stops naming that checkpoint."""
-        stream = self.state.stream
-        position = stream.state_dict()
-        try:
-            return [self._next_raw_batch() for _ in range(TrainStep.batches_needed(phase, self.step))]
-        except Exception as exc:
-            stream.load_state_dict(position)  # a step's batches are taken whole: its checkpoint takes none
-            error = exc
-            if isinstance(exc, DataError) and self.cfg.data.on_error == "raise":
-                error = DataError(
-                    f"{exc} (with data.on_error=skip such an item is replaced by the next one that reads)"
-                )
-            if self.step == self._first_step:  # nothing trained by this process: nothing to save
-                if error is exc:
-                    raise
-                raise error from None
-            with self._saved_on_failure(last_saved):
-                if error is exc:
-                    raise
-                raise error from None
-
-    def _next_raw_batch(self) -> Batch:
-        """The stream's next batch on the device, as stored (uint8 images): the step converts it."""
-        return {k: v.to(self.device, non_blocking=True) for k, v in next(self.state.stream).items()}
+        """The batches of the next step, as stored (uint8 images) on the device: the step converts them. A
+        failing draw past this process's first step saves the steps trained so far (engine/failures.py)."""
+        return failures.draw_batches(
+            self.state.stream,
+            TrainStep.batches_needed(phase, self.step),
+            lambda batch: {k: v.to(self.device, non_blocking=True) for k, v in batch.items()},
+            self.cfg.data.on_error,
+            None if self.step == self._first_step else self._saved_on_failure(last_saved),
+        )
 
     def _after_step(self) -> None:
         """Host work between steps: the schedule writes the next rates into the optimizers' lr tensors."""
@@ -457,23 +391,9 @@ class Trainer:
         self.sampler.stepped()
 
     def _check_nonfinite(self, stop: bool = True) -> None:
-        """Read the device's count of skipped updates (one host read): say so, or stop under ``stop``.
-
-        Called at log intervals, before every checkpoint and at the end. A skipped update changed
-        nothing, so under ``train.nonfinite=stop`` the weights are still those of before the bad step,
-        but no checkpoint is written past it.
-        """
-        for net, (count, first) in self.train_step.meter.skipped().items():
-            self.nonfinite_skipped += count
-            if stop and self.cfg.train.nonfinite == "stop":
-                raise NonFiniteError(
-                    f"the loss of '{net}' is not finite at step {first}; stopped (train.nonfinite=stop). The "
-                    f"newest checkpoint in {self.run / 'checkpoints'} is intact."
-                )
-            self.logger.message(
-                f"step {first}: non-finite loss for '{net}'; update skipped"
-                + (f" ({count} updates skipped by step {self.step})" if count > 1 else "")
-            )
+        """Read the device's count of skipped updates (one host read): say so, or stop (engine/failures.py)."""
+        policy = self.cfg.train.nonfinite if stop else "skip"
+        failures.check_nonfinite(self.train_step.meter, self.state, policy, self.logger.message, self.run)
 
     # ------------------------------------------------------------------ sampling and evaluation
     def sampling_generator(self, name: str | None = None) -> nn.Module:
@@ -486,89 +406,14 @@ class Trainer:
         return self.sampler.eval_mode()
 
     # ------------------------------------------------------------------ checkpoints
-    def hook_states(self) -> dict[str, dict[str, Any]]:
-        """The hooks' states (:meth:`Hook.state_dict`) for a checkpoint (:func:`hooks.hook_states`)."""
-        return hook_states(getattr(self, "hooks", []))
-
-    def _restore_hooks(self, folder: Path) -> None:
-        """The hooks' states as they were after the hooks of the resumed checkpoint's step ran; when that is
-        not recorded (killed in them, or an older checkpoint resumed), as the checkpoint was written, and
-        the hooks due at that step run again first (:attr:`hooks_pending`)."""
-        done = distributed.broadcast(self.folder.hooks_done(), self.world)
-        if done is not None and done[0] == self.step:
-            saved = done[1]
-        else:
-            saved, self.hooks_pending = ckpt.read_meta(folder).get("hooks") or {}, True
-        for key in restore_hook_states(self.hooks, saved):
-            if self.world.is_main:
-                warnings.warn(
-                    f"checkpoint {folder} holds the state of hook {key.partition(':')[2]} (position "
-                    f"{key.partition(':')[0]}), which this run does not have there: that state is not restored.",
-                    stacklevel=2,
-                )
-
-    def meta(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A checkpoint's ``config.json``: the plugin, the resolved config, the step, the hooks' states."""
-        hooks = self.hook_states()
-        return {
-            "gantk_version": __version__,
-            "plugin": self.spec.to_meta(),
-            "generator": self.plugin.generator,
-            "step": self.step,
-            "config": to_dict(self.cfg),
-            **({"data_transforms_sha256": self.transforms_sha256} if self.transforms_sha256 else {}),
-            **({"hooks": hooks} if hooks else {}),
-            **(extra or {}),
-        }
-
     def save(self, folder: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint (every rank calls this; rank 0 writes it, with every rank's random state)."""
+        """Write a checkpoint (every rank calls this; rank 0 writes it: engine/checkpointing.py), never past a
+        non-finite loss under ``train.nonfinite=stop``."""
         if self.ready:
-            self._check_nonfinite()  # never checkpoint past a non-finite loss under nonfinite=stop
-        rngs = distributed.gather(snapshot.rng_state(self.state), self.world)
-
-        def write() -> Path:
-            ema_modules = {name: self.sampling_generator(name) for name in self.emas}
-            return snapshot.write(
-                folder or self.run / "checkpoints" / f"step_{self.step:08d}",
-                self.state,
-                meta=self.meta(extra),
-                rngs=rngs,
-                ema_modules=ema_modules,
-                run=self.run,
-                keep=self.cfg.train.keep_checkpoints,
-            )
-
-        written = distributed.main_first(write, self.world)
+            self._check_nonfinite()
+        written = self.checkpoints.write(folder, extra)
         self._last_save_time = time.monotonic()
         return written
-
-    def _load(self, folder: Path) -> None:
-        note = snapshot.restore(folder, self.state, self.device, self.world.rank, self.world.size)
-        self.train_step.step_tensor.fill_(self.step)
-        if not self.world.is_main:
-            return
-        recorded = ckpt.read_meta(folder).get("data_transforms_sha256")
-        if recorded and recorded != self.transforms_sha256:
-            warnings.warn(
-                f"data.transforms={self.cfg.data.transforms or '(none)'} is not the pipeline checkpoint {folder} was "
-                f"trained with (SHA-256 {recorded[:12]}... then, {(self.transforms_sha256 or 'none')[:12]}... now): "
-                "the file was edited or replaced since, so the resumed run is not the one an uninterrupted run "
-                "would have been. Restore the file to continue it exactly.",
-                stacklevel=2,
-            )
-        if note:
-            console.print(note, highlight=False)
-        aside = self.folder.set_aside_after(self.step)
-        if aside is not None:
-            console.print(
-                f"--resume {folder.name}: the later checkpoints of this run were moved to {aside} (kept, not "
-                "deleted); training continues from this one and writes new ones under their names",
-                highlight=False,
-            )
-        self.folder.tidy(self.step)
-        print_path = folder.relative_to(self.run) if folder.is_relative_to(self.run) else folder
-        console.print(f"resuming from {print_path} at step {self.step}", highlight=False)
 
 
 def train(

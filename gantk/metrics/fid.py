@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import warnings
@@ -38,112 +37,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gantk.console import progress
-from gantk.errors import CheckpointError, ConfigError
+from gantk.errors import ConfigError
 from gantk.io.checkpoint import sha256
 from gantk.io.images import to_uint8
-from gantk.io.weights import check_weights_file, read_state_dict
+from gantk.io.weights import check_weights_file
+from gantk.metrics.inception import (
+    FEATURES,
+    NO_WEIGHTS_FOR_IS,
+    WEIGHTS_FILE,
+    Precomputed,
+    inception_score,
+    load_fid_inception,
+    no_logits_message,
+)
 
 log = logging.getLogger("gantk")
 
-WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
-WEIGHTS_URL = (
-    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
-)
-FEATURES = 2048
 MIN_FEATURE_VARIANCE = 1e-6  # total over the 2048 dims; a trained Inception gives tens, random weights ~1e-15
-
-
-def _require_torch_fidelity() -> None:
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "eval.fid_weights: the FID Inception network comes from torch-fidelity: pip install 'gantk[metrics]'."
-        ) from None
-
-
-def load_fid_inception(path: str | Path) -> nn.Module:
-    """The FID Inception network (torchmetrics' ``NoTrainInceptionV3``) with weights from ``path``.
-
-    Input: uint8 images, N x 3 x H x W, any size. Output: N x 2048 pool features.
-    """
-    _require_torch_fidelity()
-    from torchmetrics.image.fid import NoTrainInceptionV3
-
-    state = read_state_dict(path, "FID Inception weights", "eval.fid_weights")
-    fc = state.get("fc.weight")
-    if fc is None or tuple(fc.shape) != (1008, FEATURES):
-        hint = (
-            " This looks like torchvision's ImageNet Inception (1000 classes, aux logits): FID needs the TensorFlow "
-            "FID graph's weights instead."
-            if fc is not None and fc.shape[0] == 1000
-            else ""
-        )
-        raise CheckpointError(
-            f"{path} is not the FID Inception network's weights (expected fc.weight of shape 1008 x 2048).{hint} "
-            f"Use {WEIGHTS_FILE} from {WEIGHTS_URL} (see docs/metrics.md)."
-        )
-    # torch-fidelity unpickles whatever it is given; it gets our own re-serialisation of plain tensors that
-    # were read safely above, never the user's file.
-    buffer = io.BytesIO()
-    torch.save({k: v.contiguous() for k, v in state.items()}, buffer)
-    buffer.seek(0)
-    try:
-        return NoTrainInceptionV3("inception-v3-compat", [str(FEATURES)], feature_extractor_weights_path=buffer)
-    except RuntimeError as exc:  # missing / unexpected keys
-        raise CheckpointError(f"{path} does not fit the FID Inception network: {str(exc)[:400]}") from None
-
-
-def no_logits_message(path: str | Path) -> str:
-    return (
-        f"config key 'eval.inception_score' is true, but the FID Inception weights {path} have no logits layer "
-        "(fc.weight is all zeros: a copy that stops at the 2048-d pool features). The Inception Score is a "
-        "function of those logits, so it cannot be computed from this file. Use torch-fidelity's "
-        f"{WEIGHTS_FILE} (it has the 1008-way logits; docs/metrics.md), or set eval.inception_score=false: "
-        "FID, KID, precision and recall need only the pool features and are still reported."
-    )
-
-
-NO_WEIGHTS_FOR_IS = (
-    "config key 'eval.inception_score' is true, but eval.fid_weights is empty: the Inception Score needs the FID "
-    "Inception network's weights with their logits layer (docs/metrics.md)."
-)
-
-
-def check_inception_score(weights: str | Path, samples: int) -> None:
-    """What ``eval.inception_score`` needs, checked from the config and the file before any work: weights
-    whose logits layer is not all zeros, and samples enough for the 10 splits."""
-    if not weights:
-        raise ConfigError(NO_WEIGHTS_FOR_IS)
-    if samples < 10:
-        raise ConfigError(
-            f"config key 'eval.inception_score' is true, but eval.fid_samples is {samples}: the score is averaged "
-            "over 10 splits of the samples, so it needs at least 10 (papers use 50,000)."
-        )
-    fc = read_state_dict(weights, "FID Inception weights", "eval.fid_weights").get("fc.weight")
-    if fc is None or not bool(fc.any()):
-        raise ConfigError(no_logits_message(weights))
-
-
-def inception_score(logits: Tensor, splits: int = 10, seed: int = 0) -> dict[str, float]:
-    """Inception Score of generated images from their logits (torchmetrics' estimator): exp of the mean KL
-    between p(y|x) and the split's marginal p(y), averaged over ``splits`` splits (the images shuffled with
-    ``seed`` first, so a score is reproducible), and its spread over the splits."""
-    from torchmetrics.image.inception import InceptionScore
-
-    if len(logits) < splits:
-        raise ConfigError(
-            f"the Inception Score over {splits} splits needs at least {splits} images, got {len(logits)}."
-        )
-    with warnings.catch_warnings():  # "will save all extracted features" (they are held anyway); one split's std
-        warnings.simplefilter("ignore", UserWarning)
-        metric = InceptionScore(feature=_Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
-        metric.update(logits.double())
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            mean, std = metric.compute()
-    std = std if splits > 1 else torch.zeros(())  # one split has no spread (torch would say nan)
-    return {"inception_score": float(mean), "inception_score_std": float(std)}
 
 
 class PixelFeatures(nn.Module):
@@ -154,17 +64,6 @@ class PixelFeatures(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         x = F.interpolate(images.float() / 255.0, size=(16, 16), mode="area", antialias=False)
         return x.flatten(1)
-
-
-class _Precomputed(nn.Module):
-    """Hands torchmetrics features that were extracted already (and perhaps cached)."""
-
-    def __init__(self, dims: int) -> None:
-        super().__init__()
-        self.num_features = dims
-
-    def forward(self, features: Tensor) -> Tensor:
-        return features
 
 
 def uint8_rgb(images: Tensor) -> Tensor:
@@ -323,13 +222,13 @@ def distances(real: Tensor, fake: Tensor, seed: int = 0, subsets: int = 100) -> 
         raise ConfigError(f"FID and KID need at least 2 images on each side, got {len(real)} real and {len(fake)}.")
     # sync_on_compute off: gantk evaluates on one process (rank 0) while the others wait, and torchmetrics
     # would otherwise gather states from every process of a data-parallel run and hang it
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
+    fid = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     with warnings.catch_warnings():  # "will save all extracted features": they are held anyway
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(
-            feature=_Precomputed(real.shape[1]),
+            feature=Precomputed(real.shape[1]),
             subsets=subsets,
             subset_size=min(1000, len(real), len(fake)),
             sync_on_compute=False,

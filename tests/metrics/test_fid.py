@@ -1,34 +1,12 @@
 """FID/KID: the FID Inception network read safely from a file, torchmetrics' statistics on features,
 and reference features cached under a key that changes with the images and the network."""
 
-import os
-
 import pytest
 import torch
 
-from gantk.errors import CheckpointError, ConfigError
-from gantk.metrics import FeatureSpace, distances, fid, load_fid_inception
+from gantk.errors import ConfigError
+from gantk.metrics import FeatureSpace, distances, fid, inception
 from gantk.metrics.fid import precision_recall
-
-
-def test_pickled_weights_with_code_are_refused(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (os.system, ("echo pwned",))
-
-    path = tmp_path / "evil.pth"
-    torch.save({"x": Evil()}, path)
-    with pytest.raises(CheckpointError, match="safely"):
-        load_fid_inception(path)
-
-
-def test_torchvision_imagenet_weights_are_refused_with_the_file_to_use(tmp_path):
-    path = tmp_path / "inception_v3_google.pth"
-    torch.save({"fc.weight": torch.zeros(1000, 2048), "AuxLogits.fc.weight": torch.zeros(1000, 768)}, path)
-    with pytest.raises(CheckpointError, match="torchvision.*weights-inception-2015-12-05"):
-        load_fid_inception(path)
-    with pytest.raises(ConfigError, match=r"does not exist \(eval.fid_weights\)"):
-        load_fid_inception(tmp_path / "missing.pth")
 
 
 def test_fid_and_kid_follow_the_gaussian_closed_form():
@@ -95,20 +73,6 @@ def test_precision_and_recall_count_the_points_inside_each_others_k_nearest_neig
         precision_recall(line[:3], fakes)
 
 
-def test_inception_score_is_the_number_of_equally_likely_confident_classes():
-    """exp(E KL(p(y|x) || p(y))): confident logits spread evenly over K classes score ~K; one class scores 1."""
-    labels = torch.arange(2000) % 8
-    confident = torch.nn.functional.one_hot(labels, 1008).double() * 60
-    assert fid.inception_score(confident, splits=1)["inception_score"] == pytest.approx(8.0, rel=1e-9)
-    spread = fid.inception_score(confident, seed=0)  # 10 shuffled splits of 200: class counts vary a little
-    assert spread["inception_score"] == pytest.approx(8.0, rel=0.04) and 0 < spread["inception_score_std"] < 0.2
-    assert fid.inception_score(confident[labels == 3])["inception_score"] == pytest.approx(1.0, abs=1e-6)
-    noisy = confident + torch.randn(2000, 1008, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 5
-    assert fid.inception_score(noisy, seed=4) == fid.inception_score(noisy, seed=4)  # the split shuffle is seeded
-    with pytest.raises(ConfigError, match="at least 10 images"):
-        fid.inception_score(confident[:9])
-
-
 def test_logits_are_torch_fidelitys_unbiased_logits_of_the_same_network(fid_weights):
     from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -137,14 +101,14 @@ def weights_without_logits(fid_weights, tmp_path_factory):
 
 def test_the_inception_score_is_refused_for_weights_without_logits(weights_without_logits, fid_weights, tmp_path):
     with pytest.raises(ConfigError, match=r"'eval.inception_score'.*pool-only.safetensors have no logits layer"):
-        fid.check_inception_score(weights_without_logits, 1000)
+        inception.check_inception_score(weights_without_logits, 1000)
     with pytest.raises(ConfigError, match=r"pool-only.safetensors have no logits layer.*inception_score=false"):
         fid.DistributionScores(weights_without_logits, "cpu", tmp_path, inception_score=True)
     with pytest.raises(ConfigError, match="eval.fid_weights is empty"):
-        fid.check_inception_score("", 1000)
+        inception.check_inception_score("", 1000)
     with pytest.raises(ConfigError, match="eval.fid_samples is 9.*at least 10"):
-        fid.check_inception_score(fid_weights, 9)
-    fid.check_inception_score(fid_weights, 10)  # trained-looking logits and enough samples: accepted
+        inception.check_inception_score(fid_weights, 9)
+    inception.check_inception_score(fid_weights, 10)  # trained-looking logits and enough samples: accepted
     plain = fid.DistributionScores(weights_without_logits, "cpu", tmp_path)  # FID needs no logits: still fine
     real, fake = torch.rand(6, 3, 32, 32) * 2 - 1, torch.rand(6, 3, 32, 32) - 1
     assert "inception_score" not in plain(fake, real) and "inception_score_splits" not in plain.protocol(fake, real)
