@@ -56,9 +56,25 @@ class StepContext:
 
     def observe_real(self, logits: Tensor) -> None:
         """Report D's logits on real images (in the D update). ADA (``train.augment.adaptive``) raises its
-        augmentation probability while their mean sign exceeds its target; without ADA this does nothing."""
+        augmentation probability while their mean sign exceeds its target; the mean is also logged as
+        ``health/real_logit`` for the training-health alarms (:mod:`gantk.engine.health`)."""
         if self.augment is not None:
             self.augment.observe_real(logits)
+        self.log("health/real_logit", logits)
+
+    def observe_fake(self, logits: Tensor) -> None:
+        """Report D's logits on generated images (in the D update): logged as ``health/fake_logit``, which the
+        training-health alarms read (D winning outright; :mod:`gantk.engine.health`)."""
+        self.log("health/fake_logit", logits)
+
+    def observe_samples(self, fake: Tensor, real: Tensor) -> None:
+        """Report a batch of generated images beside real ones: their mean pairwise distance over the reals'
+        is logged as ``health/diversity`` (near 1 when G's outputs vary as the data does, near 0 when they
+        collapse to one image). On the device, on at most 16 images of each; nothing for a batch of one."""
+        if self.meter is None or len(fake) < 2 or len(real) < 2:
+            return
+        f, r = fake.detach()[:16].float().flatten(1), real.detach()[:16].float().flatten(1)
+        self.log("health/diversity", torch.pdist(f).mean() / torch.pdist(r).mean().clamp_min(1e-6))
 
     def log(self, name: str, value: Tensor) -> None:
         """Log a value that is not a loss term (``D/real_logit``): averaged over the log interval, on the

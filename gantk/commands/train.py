@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="sets train.seed")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --resume: print the checkpoint, step and data position a resume would restore, and which "
+        "config changes it would accept or refuse; then exit without training",
+    )
+    p.add_argument(
         "--nproc",
         type=int,
         metavar="N",
@@ -64,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise GantkError("--resume was given an empty checkpoint name; give one (step_00000400, best) or none.")
     if args.plugin is None:
         raise GantkError("gantk train needs a plugin: a folder such as plugins/dcgan, a registered name, or dist:name.")
+    if args.dry_run and not args.resume:
+        raise GantkError("--dry-run shows what a resume would restore: give it with --resume.")
     if args.nproc is not None:
         if args.nproc < 1:
             raise GantkError(f"--nproc must be at least 1; got {args.nproc}.")
-        if args.nproc > 1 and not args.print_config:
+        if args.nproc > 1 and not (args.print_config or args.dry_run):
             return launch_torchrun(args.nproc, args.argv, args.device)
     from gantk import registry
     from gantk.config import to_dict
@@ -91,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
         values={key: value for key, value in flags.items() if value is not None},
         overrides=args.overrides,
     )
+    if args.dry_run:
+        from gantk.engine.resume_plan import plan_resume
+
+        plan = plan_resume(cls, cfg, out, args.resume)
+        print(plan.describe())
+        return 2 if plan.refused else 0
     plugin = cls(cfg)
     if args.print_config:  # resolved as training resolves it: the data fills data.channels, data.kind, ...
         import yaml

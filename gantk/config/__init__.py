@@ -20,6 +20,7 @@ One module per stage of a config's life, each importing only the ones before it:
 from gantk.config.freeze import FrozenConfigError, FrozenDict, freeze, is_frozen
 from gantk.config.layers import layered, merge, overrides_to_dict, parse_overrides, rebase_paths, with_values
 from gantk.config.schema import (
+    AlarmsConfig,
     AugmentConfig,
     Beta,
     Config,
@@ -45,6 +46,7 @@ from gantk.config.validate import Origins, build
 from gantk.config.yaml_files import Plain, dump_yaml, load_yaml, parse_yaml, plain_value
 
 __all__ = [
+    "AlarmsConfig",
     "AugmentConfig",
     "Beta",
     "Config",

@@ -152,6 +152,26 @@ class AugmentConfig:
 
 
 @dataclass
+class AlarmsConfig:
+    """Training-health alarms (:mod:`gantk.engine.health`): read at log intervals, each raised once a run."""
+
+    enabled: bool = True
+    start: Count = 500  # steps before any alarm is looked at: a GAN's first steps are neither healthy nor sick
+    # D wins outright: its mean logit on generated images under d_wins_logit (sigmoid(-6) = 0.25%: it gives
+    # them almost no chance) for d_wins_steps steps in a row
+    d_wins_logit: Annotated[float, Range(-100, 0)] = -6.0
+    d_wins_steps: PositiveInt = 2000
+    # G's loss explodes: an interval's mean over g_loss_factor x its lowest so far (and at least 10 above)
+    g_loss_factor: Annotated[float, Range(1, lo_open=True)] = 10.0
+    # samples collapse: their mean pairwise distance in a batch under this fraction of the real images'
+    collapse_ratio: Unit = 0.1
+
+
+#: where the logged numbers go: ``jsonl`` (metrics.jsonl) always, and each tracker listed (gantk/engine/trackers.py)
+Tracker = Literal["jsonl", "tensorboard", "mlflow", "wandb"]
+
+
+@dataclass
 class TrainConfig:
     """How the engine runs the loop."""
 
@@ -184,7 +204,13 @@ class TrainConfig:
     keep_checkpoints: PositiveInt = 2  # newest step checkpoints kept (the best one is kept apart)
     best_metric: str = ""  # an evaluation metric name; empty: the plugin's default
     best_mode: Literal["min", "max"] = "min"
+    # experiment trackers besides metrics.jsonl (always written): tensorboard, mlflow, wandb, each an optional
+    # extra (pip install 'gantk[mlflow]'), refused before training when not installed; each gets the same
+    # scalars, the config, sample grids and the final checkpoint (gantk/engine/trackers.py)
+    loggers: list[Tracker] = field(default_factory=lambda: ["jsonl"])
+    # also TensorBoard when it is installed (a warning when not), without listing it in train.loggers
     tensorboard: bool = True
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

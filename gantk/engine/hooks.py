@@ -148,7 +148,9 @@ class SampleGrid(Hook):
         inputs = {k: v.to(trainer.device) for k, v in trainer.sample_inputs.items()}
         with trainer.eval_mode():
             images = trainer.plugin.generate(trainer.sampling_generator(), inputs).float()
-        save_grid(images, trainer.run / "samples" / f"step_{trainer.step:08d}.png")
+        path = trainer.run / "samples" / f"step_{trainer.step:08d}.png"
+        save_grid(images, path)
+        trainer.logger.image(trainer.step, "samples", path)
 
 
 def protocol_differences(a: dict, b: dict, ignore: tuple[str, ...] = ("gantk",)) -> list[str]:

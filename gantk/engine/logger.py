@@ -1,4 +1,5 @@
-"""Where training numbers go: ``metrics.jsonl``, TensorBoard, and the console (bar or plain lines).
+"""Where training numbers go: ``metrics.jsonl``, the experiment trackers (TensorBoard, MLflow, W&B:
+:mod:`gantk.engine.trackers`), and the console (bar or plain lines).
 
 Loss terms are summed on the device by the training step (``gantk.engine.step.DeviceMeter``) and read
 back only every ``log_every`` steps, so logging costs one synchronisation per interval. In a
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 from rich.progress import Progress, TextColumn
 
 from gantk.console import bar_columns, console, format_seconds, set_live
+from gantk.engine.trackers import Tracker, numbers
 
 __all__ = ["RunLogger", "console", "format_seconds"]
 
@@ -27,7 +28,7 @@ class RunLogger:
         run: Path,
         start_step: int,
         max_steps: int,
-        tensorboard: bool = True,
+        trackers: list[Tracker] | None = None,
         main: bool = True,
     ) -> None:
         self.run = run
@@ -36,21 +37,11 @@ class RunLogger:
         self.max_steps = max_steps
         self.last_step, self.last_time = start_step, time.perf_counter()
         self.start_step, self.start_time = start_step, self.last_time
-        self.tb = None
+        self.trackers = list(trackers or []) if main else []
         self.progress: Progress | None = None
+        self.last_interval: tuple[int, str, dict[str, float]] = (-1, "", {})  # step, phase, values: the alarms read it
         if not main:
             return
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run / "tb"))
-            except ImportError:
-                warnings.warn(
-                    "tensorboard is not installed; metrics go to metrics.jsonl only (pip install 'gantk[tensorboard]', "
-                    "or set train.tensorboard=false).",
-                    stacklevel=2,
-                )
         if console.is_terminal:
             self.progress = Progress(
                 *bar_columns(),
@@ -66,6 +57,7 @@ class RunLogger:
         """Write one interval's values (means over it, learning rates) everywhere, with the rate and ETA."""
         now = time.perf_counter()
         values = dict(values)
+        self.last_interval = (step, phase, values)
         if not self.main:
             return values
         rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
@@ -92,10 +84,24 @@ class RunLogger:
         record = {"step": step, "time": time.time(), **values}
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
-        if self.tb is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)):
-                    self.tb.add_scalar(key, value, step)
+        scalars = numbers(values)
+        for tracker in self.trackers:
+            tracker.log_scalars(step, scalars)
+
+    def config(self, config: dict) -> None:
+        """The resolved config, as each tracker's parameters."""
+        for tracker in self.trackers:
+            tracker.log_config(config)
+
+    def image(self, step: int, key: str, path: Path) -> None:
+        """An image the run wrote (a sample grid), for each tracker."""
+        for tracker in self.trackers:
+            tracker.log_image(step, key, path)
+
+    def checkpoint(self, path: Path) -> None:
+        """The final checkpoint's folder, for each tracker."""
+        for tracker in self.trackers:
+            tracker.log_checkpoint(path)
 
     def advance(self, step: int) -> None:
         if self.progress is not None:
@@ -109,7 +115,7 @@ class RunLogger:
         if self.progress is not None:
             set_live(None)
             self.progress.stop()
-        if self.tb is not None:
-            self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
         if self.jsonl is not None:
             self.jsonl.close()

@@ -20,6 +20,7 @@ import torch
 from gantk import memory
 from gantk.config import EvalConfig
 from gantk.data.transforms import load_pipeline
+from gantk.engine.trackers import check_installed
 from gantk.errors import ConfigError
 from gantk.plugin import GanPlugin
 
@@ -38,6 +39,7 @@ def check_config(plugin: GanPlugin) -> None:
             f"'{cfg.plugin}' opts out of augmentation (its augment_network is empty: its losses need D to see "
             "images as they are). Leave train.augment.policy empty for it."
         )
+    check_installed(list(cfg.train.loggers))  # a tracker listed but not installed: before any work
     augment = cfg.train.augment
     if augment.adaptive and not augment.policy:
         raise ConfigError(

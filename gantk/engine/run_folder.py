@@ -77,6 +77,14 @@ class RunFolder:
         self.tidy(0)  # a run that never saved left metrics behind: they belong to no checkpoint
         return None
 
+    def resume_target(self, resume: bool | str) -> Path | None:
+        """The checkpoint :meth:`open` would return for ``resume``, found without creating or locking anything
+        (``--resume --dry-run``); a named one that cannot be resumed is refused the same way."""
+        existing = ckpt.step_checkpoints(self.path) if self.path.is_dir() else []
+        if isinstance(resume, str):
+            return self._named(resume, existing)
+        return existing[-1] if resume and existing else None
+
     def _named(self, name: str, existing: list[Path]) -> Path:
         """``--resume NAME``: a complete checkpoint of this run, with its training state."""
         root = self.path / "checkpoints"

@@ -253,6 +253,8 @@ class TrainStep:
             self.meter.add(f"{name}/{key}", value, finite)
         if len(terms) > 1:
             self.meter.add(f"{name}/loss", total, finite)
+        if upd.every == 1 and p.plugin.generator in upd.networks:  # G's main loss: the alarms watch it
+            self.meter.add("health/g_loss", total, finite)
 
 
 def _poison_gradients(params: list[nn.Parameter], finite: torch.Tensor) -> None:

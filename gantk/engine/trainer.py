@@ -38,17 +38,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from gantk.config import Config
+from gantk.config import Config, to_dict
 from gantk.engine import assembly, distributed, failures, preflight, setup, signals, snapshot
 from gantk.engine.checkpointing import Checkpoints
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
+from gantk.engine.health import HealthWatch
 from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView
 from gantk.engine.logger import RunLogger, console
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.sampler import TrainingSampler
 from gantk.engine.step import TrainStep
+from gantk.engine.trackers import open_trackers as trackers_of
+from gantk.engine.trackers import tracker_names
 from gantk.errors import StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
@@ -217,6 +220,8 @@ class Trainer:
             Evaluate(tc.eval_every),
             *self.plugin.hooks(),
             *self.user_hooks,
+            # last, so the others keep their positions (their saved states are keyed by position)
+            HealthWatch(tc.log_every, tc.alarms),
         ]
         self.checkpoints.hooks = self.hooks
         if resume_from is not None:
@@ -253,14 +258,10 @@ class Trainer:
         if not self.ready:
             self.setup()
         tc, world = self.cfg.train, self.world
-        logger = RunLogger(
-            self.run,
-            self.step,
-            tc.max_steps,
-            tc.tensorboard,
-            main=world.is_main,
-        )
+        trackers = trackers_of(self.run, tracker_names(tc)) if world.is_main else []
+        logger = RunLogger(self.run, self.step, tc.max_steps, trackers, main=world.is_main)
         self.logger = logger
+        logger.config(to_dict(self.cfg))
         for net in self.nets.values():
             net.train()
         existing = ckpt.step_checkpoints(self.run)
@@ -299,6 +300,7 @@ class Trainer:
                 last_saved = self.save()
             if self.step >= tc.max_steps and world.is_main:
                 self.folder.mark_finished(self.step)  # its final hooks ran: a --resume has nothing to do
+            logger.checkpoint(last_saved)
         finally:
             signals.restore(previous)
             self._check_nonfinite(stop=False)

@@ -113,7 +113,9 @@ class CGAN(GanPlugin):
         fake = G(ctx.randn(len(real), self.cfg.model.nz), y)  # fakes drawn for the batch's labels
         ctx.scratch["fake"] = fake
         real_logits, fake_logits = D(real, y), D(fake.detach(), y)
-        ctx.observe_real(real_logits)
+        ctx.observe_real(real_logits)  # and the fakes': what ADA and the training-health alarms read
+        ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, real)
         ctx.log("D/real_logit", real_logits)  # their gap is D's over-fitting signal
         ctx.log("D/fake_logit", fake_logits)
         return {

@@ -254,6 +254,7 @@ class CycleGAN(GanPlugin):
         slots = self.cfg.model.pool_size
         for side in "AB":
             fake = ctx.scratch.pop(f"fake_{side.lower()}")
+            ctx.observe_samples(fake, batch[side])  # before the pool: this step's translations
             size = len(fake)
             fake = n[f"pool_{side}"](
                 fake, ctx.rand(size), (ctx.rand(size) * slots).floor().clamp(max=max(0, slots - 1))
@@ -261,6 +262,8 @@ class CycleGAN(GanPlugin):
             D = n[f"D_{side}"]
             real_logits, fake_logits = D(batch[side]), D(fake)
             ctx.log(f"D_{side}/real_logit", real_logits)
+            if self.cfg.loss.gan_mode == "vanilla":  # logits: what the training-health alarms read
+                ctx.observe_fake(fake_logits)
             terms[f"{side}_real"] = 0.5 * self.gan_loss(real_logits, True)
             terms[f"{side}_fake"] = 0.5 * self.gan_loss(fake_logits, False)
         return terms

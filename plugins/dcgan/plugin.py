@@ -159,7 +159,9 @@ class DCGAN(GanPlugin):
         ctx.scratch["fake"] = fake  # reused by the G update of this step: G runs forward once
         real_logits = D(self._noisy(real, ctx))
         fake_logits = D(self._noisy(fake.detach(), ctx))
-        ctx.observe_real(real_logits)
+        ctx.observe_real(real_logits)  # and the fakes': what ADA and the training-health alarms read
+        ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, real)
         ctx.log("D/real_logit", real_logits)
         ctx.log("D/fake_logit", fake_logits)
         target = torch.full_like(real_logits, 1.0 - self.cfg.loss.label_smoothing)

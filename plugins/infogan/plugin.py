@@ -146,7 +146,9 @@ class InfoGAN(GanPlugin):
         ctx.scratch.update(fake=fake, codes=codes)  # the G and Q update of this step reuses them
         real_logits, _ = D(real)
         fake_logits, _ = D(fake.detach())
-        ctx.observe_real(real_logits)
+        ctx.observe_real(real_logits)  # and the fakes': what ADA and the training-health alarms read
+        ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, real)
         return {
             "real": F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
             "fake": F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)),

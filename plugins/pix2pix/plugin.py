@@ -192,12 +192,12 @@ class Pix2Pix(GanPlugin):
         x, y = batch["input"], batch["target"]
         fake = G(x)
         ctx.scratch["fake"] = fake  # the G update of this step reuses it
-        real_logits = D(torch.cat([x, y], 1))
+        real_logits, fake_logits = D(torch.cat([x, y], 1)), D(torch.cat([x, fake.detach()], 1))
         ctx.observe_real(real_logits)
-        return {
-            "real": 0.5 * self.gan_loss(real_logits, True),
-            "fake": 0.5 * self.gan_loss(D(torch.cat([x, fake.detach()], 1)), False),
-        }
+        if self.cfg.loss.gan_mode == "vanilla":  # logits: what the training-health alarms read (not LSGAN's)
+            ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, y)  # different label maps should give different photos
+        return {"real": 0.5 * self.gan_loss(real_logits, True), "fake": 0.5 * self.gan_loss(fake_logits, False)}
 
     def g_loss(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         x, y = batch["input"], batch["target"]

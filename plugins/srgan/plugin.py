@@ -193,6 +193,9 @@ class SRGAN(GanPlugin):
         fake = ctx.nets["G"](batch["lr"])
         ctx.scratch["fake"] = fake
         real_logits, fake_logits = D(batch["hr"]), D(fake.detach())
+        ctx.observe_real(real_logits)  # and the fakes': what the training-health alarms read
+        ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, batch["hr"])
         return {
             "real": F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
             "fake": F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)),

@@ -155,7 +155,9 @@ class StyleGAN2(GanPlugin):
         with torch.no_grad():
             fake, _ = self._generate(G, len(real), ctx)
         real_logits, fake_logits = D(real), D(fake)
-        ctx.observe_real(real_logits)
+        ctx.observe_real(real_logits)  # and the fakes': what ADA and the training-health alarms read
+        ctx.observe_fake(fake_logits)
+        ctx.observe_samples(fake, real)
         ctx.log("D/real_logit", real_logits)
         ctx.log("D/fake_logit", fake_logits)
         return {"real": F.softplus(-real_logits).mean(), "fake": F.softplus(fake_logits).mean()}

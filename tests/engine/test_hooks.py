@@ -6,6 +6,7 @@ import pytest
 
 from gantk import Hook
 from gantk.engine import Trainer
+from gantk.engine.health import HealthWatch
 from gantk.engine.hooks import Evaluate, SampleGrid
 from gantk.errors import PluginError, RunFailed
 from gantk.io.checkpoint import step_checkpoints
@@ -38,7 +39,8 @@ def test_engine_plugin_and_user_hooks_run_in_order_at_their_cadence(tmp_path):
     trainer = Trainer(plugin, tmp_path / "run", spec, hooks=[from_user])
     trainer.fit()
     trainer.close()
-    assert [type(h) for h in trainer.hooks] == [SampleGrid, Evaluate, Record, Record]
+    # the training-health alarms come last, so a plugin's and a user's hooks keep their saved positions
+    assert [type(h) for h in trainer.hooks] == [SampleGrid, Evaluate, Record, Record, HealthWatch]
     assert trainer.hooks[2] is from_plugin and trainer.hooks[3] is from_user
     assert from_plugin.calls == [(2, False), (4, False), (5, False)]  # in eval mode, and after the last step
     assert from_user.calls == [(4, False)]
