@@ -183,6 +183,10 @@ class GanPlugin:
     #: takes (``gantk sample --truncation`` and the synthesis app's slider), and ``"style_mix"``, for a
     #: plugin that implements :meth:`style_mix_inputs` (``gantk sample --style-mix``); StyleGAN2 has both
     sample_options: ClassVar[tuple[str, ...]] = ()
+    #: whether the networks take images of any shape (fully convolutional: pix2pix, CycleGAN), so that
+    #: ``data.image_size`` may be ``[height, width]``; a plugin whose architecture is square (a dense layer,
+    #: a fixed stack of upsamplings) leaves it False and a non-square size is refused before any work
+    any_aspect: ClassVar[bool] = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg

@@ -29,6 +29,7 @@ from gantk.config.schema import (
     EMAConfig,
     EvalConfig,
     FilePath,
+    ImageSize,
     NonNegative,
     OptimConfig,
     PathStr,
@@ -40,6 +41,8 @@ from gantk.config.schema import (
     TrainConfig,
     Unit,
     Width,
+    height_width,
+    is_square,
     to_dict,
 )
 from gantk.config.validate import Origins, build
@@ -55,6 +58,7 @@ __all__ = [
     "EMAConfig",
     "EvalConfig",
     "FilePath",
+    "ImageSize",
     "FrozenConfigError",
     "FrozenDict",
     "NonNegative",
@@ -82,6 +86,8 @@ __all__ = [
     "parse_yaml",
     "plain_value",
     "rebase_paths",
+    "height_width",
+    "is_square",
     "to_dict",
     "with_values",
 ]

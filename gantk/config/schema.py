@@ -49,6 +49,8 @@ Count = Annotated[int, Range(0)]
 Width = Annotated[int, Range(1, 1 << 16)]
 #: an image side in pixels
 Side = Annotated[int, Range(1, 1 << 15)]
+#: an image's size: one side for a square, or ``[height, width]`` (fully convolutional plugins: pix2pix, CycleGAN)
+ImageSize = Side | tuple[Side, Side]
 #: weights of loss terms, noise levels, learning rates: zero or more
 NonNegative = Annotated[float, Range(0)]
 #: a probability or a mixing weight in [0, 1]
@@ -84,7 +86,9 @@ class DataConfig:
 
     name: str = ""  # a registered dataset name (mnist, facades, att_faces) or a path
     kind: str = ""  # loader kind (image_folder, mnist, paired); empty: from the card or the folder
-    image_size: Side = 64  # square side the images are resized and centre-cropped to
+    # the size images are resized (covering it) and centre-cropped to: one side, or [height, width] for the
+    # plugins whose networks take any shape (GanPlugin.any_aspect: pix2pix, CycleGAN)
+    image_size: ImageSize = 64
     channels: Literal[0, 1, 3] = 0  # 1 grey, 3 RGB; 0: take it from the dataset (resolved before training)
     split: str = "train"
     limit: Count = 0  # use only the first N items (0: all); handy for smoke tests
@@ -249,6 +253,18 @@ class Config:
     optim: dict[str, OptimConfig] = field(default_factory=_default_optim)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def height_width(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``data.image_size`` (or ``data.load_size``) as ``(height, width)``: one side is a square."""
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def is_square(size: int | tuple[int, int] | list[int]) -> bool:
+    h, w = height_width(size)
+    return h == w
 
 
 def to_dict(cfg: Any) -> Any:

@@ -98,8 +98,17 @@ def _union(tp: Any, value: Any, key: Key) -> Any:
         try:
             return convert(arg, value, key)
         except ConfigError as exc:
-            errors.append(str(exc))
+            # a list is told what the list option wants (not "a whole number"), anything else the first option's
+            container = _bare(arg) in CONTAINERS
+            errors.insert(0 if container == isinstance(value, (list, tuple)) else len(errors), str(exc))
     raise ConfigError(errors[0] if errors else f"config key '{key.shown}' has an unsupported value {value!r}.")
+
+
+def _bare(tp: Any) -> Any:
+    """The container type under ``Annotated``: ``list`` for ``Annotated[list[int], ...]``."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return get_origin(tp)
 
 
 def _literal(tp: Any, value: Any, key: Key) -> Any:

@@ -12,13 +12,14 @@ Lookup order for ``data.name`` (``--data``):
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from gantk.config import DataConfig, with_values
+from gantk.config import DataConfig, height_width, with_values
 from gantk.data import cards
 from gantk.data.cards import DatasetCard, load_cards
 from gantk.data.datasets import KINDS, ImageFileDataset, TensorDataset
@@ -103,7 +104,7 @@ def load_dataset(cfg: DataConfig, split: str | None = None) -> Dataset:
             raise DataError(f"every file of {cfg.name} failed to read (data.on_error=skip); first: {dropped[0]}")
     if isinstance(dataset, ImageFileDataset):
         planes = dataset.channels * (2 if kind == "paired" else 1)
-        size = len(dataset) * planes * cfg.image_size**2
+        size = len(dataset) * planes * math.prod(height_width(cfg.image_size))
         if cfg.preload == "always" or (cfg.preload == "auto" and size <= PRELOAD_LIMIT_BYTES):
             log.info("decoding %s into memory (%.1f MB)", dataset.description, size / 1e6)
             dataset = dataset.preload()

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from gantk.config import height_width
 from gantk.data.images import fit, image_files, native_channels, open_image, read_image, to_mode, to_tensor
 from gantk.errors import DataError
 
@@ -244,19 +245,19 @@ def mnist(root: Path, image_size: int, channels: int, split: str = "train") -> T
     if len(images) != len(labels):
         raise DataError(f"MNIST under {root}: {len(images)} images but {len(labels)} labels.")
     images = images[:, None]  # (N, 1, 28, 28)
-    if image_size and image_size != images.shape[-1]:
-        images = _resize_uint8(images, image_size)
+    if image_size and height_width(image_size) != tuple(images.shape[-2:]):
+        images = _resize_uint8(images, height_width(image_size))
     if channels == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
     return TensorDataset({"image": images, "label": labels}, channels or 1, tuple(str(i) for i in range(10)))
 
 
-def _resize_uint8(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+def _resize_uint8(images: torch.Tensor, size: tuple[int, int], chunk: int = 4096) -> torch.Tensor:
     """Resize a uint8 (N, C, H, W) stack with antialiased bilinear filtering, in chunks."""
     out = []
     for start in range(0, len(images), chunk):
         x = images[start : start + chunk].float()
-        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         out.append(y.round_().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
 

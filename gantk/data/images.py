@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gantk.config import height_width
 from gantk.errors import DataError
 
 _EXTENSIONS: set[str] | None = None
@@ -97,11 +98,12 @@ def native_channels(path: Path) -> int:
         raise DataError(f"image file {path} cannot be read: {exc}") from None
 
 
-def fit(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` and centre-crop to a square (antialiased bicubic)."""
-    if img.size == (size, size):
+def fit(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Resize to cover ``size`` (one side, or ``(height, width)``) and centre-crop to it (antialiased bicubic)."""
+    h, w = height_width(size)
+    if img.size == (w, h):
         return img
-    return ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    return ImageOps.fit(img, (w, h), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -112,8 +114,9 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def read_image(path: Path, channels: int, size: int | None = None) -> torch.Tensor:
-    """Decode ``path`` into a uint8 ``(channels, size, size)`` tensor (no resize when size is None)."""
+def read_image(path: Path, channels: int, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Decode ``path`` into a uint8 ``(channels, height, width)`` tensor of ``size`` (one side or
+    ``(height, width)``; no resize when size is None)."""
     img = to_mode(open_image(path), channels)
     if size:
         img = fit(img, size)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from gantk import memory
-from gantk.config import EvalConfig
+from gantk.config import EvalConfig, height_width, is_square
 from gantk.data.transforms import load_pipeline
 from gantk.engine.trackers import check_installed
 from gantk.errors import ConfigError
@@ -30,6 +30,14 @@ def check_config(plugin: GanPlugin) -> None:
     architecture cannot take is refused now, not after decoding the dataset), and a best metric the plugin
     reports (not at the first evaluation)."""
     cfg = plugin.cfg
+    if not is_square(cfg.data.image_size) and not plugin.any_aspect:
+        h, w = height_width(cfg.data.image_size)
+        raise ConfigError(
+            f"config key 'data.image_size' is [{h}, {w}], but plugin '{cfg.plugin}' builds square images only (its "
+            "architecture is fixed to one side: a dense layer or a fixed stack of upsamplings), so it takes one "
+            f"number (data.image_size={max(h, w)}). The fully convolutional plugins (pix2pix, cyclegan) take "
+            "[height, width]."
+        )
     plugin.check_config()
     if cfg.data.transforms:
         load_pipeline(cfg.data.transforms)  # a file that cannot be loaded is refused before the data is read

@@ -83,7 +83,8 @@ def save_each(images: Tensor, folder: str | Path, prefix: str = "sample") -> lis
     return [save_image_file(img, Path(folder) / f"{prefix}_{i:05d}.png") for i, img in enumerate(images)]
 
 
-def example_images(n: int, channels: int, side: int, seed: int = 0) -> Tensor:
-    """``n`` seeded random images (N, C, side, side) in [-1, 1]: what an image-to-image plugin's
-    ``export_inputs`` traces its graph with, made without any data."""
-    return torch.rand(n, channels, side, side, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+def example_images(n: int, channels: int, size: int | tuple[int, int], seed: int = 0) -> Tensor:
+    """``n`` seeded random images (N, C, height, width) in [-1, 1] of ``size`` (one side or ``(height,
+    width)``): what an image-to-image plugin's ``export_inputs`` traces its graph with, made without data."""
+    h, w = size if isinstance(size, (tuple, list)) else (size, size)
+    return torch.rand(n, channels, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1

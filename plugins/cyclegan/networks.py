@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gantk.config import height_width
+
 #: instance norm as the paper uses it: no affine parameters, no running statistics
 _NORM = {"affine": False, "track_running_stats": False}
 
@@ -77,10 +79,10 @@ class ImagePool(nn.Module):
     buffers are module state: checkpoints save them, and ``--resume`` continues with the same history.
     """
 
-    def __init__(self, size: int, channels: int, image_size: int) -> None:
+    def __init__(self, size: int, channels: int, image_size: int | tuple[int, int]) -> None:
         super().__init__()
         self.size = size
-        self.register_buffer("images", torch.zeros(size, channels, image_size, image_size))
+        self.register_buffer("images", torch.zeros(size, channels, *height_width(image_size)))
         self.register_buffer("count", torch.zeros((), dtype=torch.int64))
 
     @torch.no_grad()

@@ -37,7 +37,7 @@ from gantk.plugins.pix2pix.networks import PatchDiscriminator
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext, Update
-from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
+from gantk.config import Count, ImageSize, NonNegative, PathStr, Range, Width, height_width
 from gantk.data import jitter, load_dataset, load_rows, locate
 from gantk.data.datasets import TensorDataset, UnpairedDataset, image_folder, unpaired
 from gantk.errors import ConfigError, DataError
@@ -53,7 +53,8 @@ DIRECTIONS = {"AtoB": "G_AB", "BtoA": "G_BA"}
 
 @dataclass
 class CycleGANData(DataConfig):
-    load_size: Side = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
+    # jitter: resize to load_size, random-crop image_size; = image_size: no crop; [height, width] like image_size
+    load_size: ImageSize = 286
     flip: bool = True
     holdout: Count = 40  # a paired set: the last N pairs are held out (evaluation only); unpaired: testA/testB
 
@@ -105,6 +106,7 @@ class CycleGAN(GanPlugin):
     generator = "G_AB"
     directions = DIRECTIONS
     tasks = frozenset({"translate"})
+    any_aspect = True  # fully convolutional: data.image_size may be [height, width]
     # two discriminators, each fed its own domain: ``train.augment`` wraps one network, so it is not offered
     augment_network = ""
 
@@ -113,13 +115,15 @@ class CycleGAN(GanPlugin):
     # ---- data ---------------------------------------------------------------------------------------
     def check_config(self) -> None:
         d = self.cfg.data
-        if d.image_size % 4:
+        (h, w), (load_h, load_w) = height_width(d.image_size), height_width(d.load_size)
+        if h % 4 or w % 4:
             raise ConfigError(
-                f"data.image_size={d.image_size} must be a multiple of 4 (the generator halves it twice)."
+                f"data.image_size={d.image_size} must be a multiple of 4 (the generator halves it twice), in height "
+                "and width."
             )
-        if d.load_size < d.image_size:
+        if load_h < h or load_w < w:
             raise ConfigError(f"data.load_size ({d.load_size}) must be at least data.image_size ({d.image_size}).")
-        if d.image_size // 2**self.cfg.model.n_layers < 4:
+        if min(h, w) // 2**self.cfg.model.n_layers < 4:
             raise ConfigError(
                 f"model.n_layers={self.cfg.model.n_layers} is too deep for data.image_size={d.image_size}: the "
                 "PatchGAN halves the image n_layers - 1 times and needs at least 4x4 left."
@@ -181,7 +185,7 @@ class CycleGAN(GanPlugin):
         if self.cfg.schedule.name == "linear_decay" and self.cfg.schedule.decay_start == 0:
             values["schedule.decay_start"] = epochs.constant * per_epoch
         if self.cfg.model.n_blocks == 0:
-            values["model.n_blocks"] = 9 if self.cfg.data.image_size >= 256 else 6
+            values["model.n_blocks"] = 9 if min(height_width(self.cfg.data.image_size)) >= 256 else 6
         return values
 
     def prepare_batch(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -189,20 +193,16 @@ class CycleGAN(GanPlugin):
         d = self.cfg.data
         out = {}
         for side in "AB":
-            x = batch[side]
-            if d.load_size != d.image_size:
-                x = F.interpolate(x, size=(d.load_size,) * 2, mode="bicubic", align_corners=False).clamp_(-1, 1)
-            n = len(x)
-            offsets = jitter.random_offsets(ctx.rand(n, 2), d.load_size - d.image_size + 1)
-            x = jitter.crop(x, offsets, d.image_size, ctx.rand(n) < 0.5 if d.flip else None)
-            out[side] = x
+            n = len(batch[side])
+            offsets, flips = ctx.rand(n, 2), ctx.rand(n) < 0.5 if d.flip else None
+            out[side] = jitter.resize_and_crop(batch[side], d.load_size, d.image_size, offsets, flips)
         return out
 
     # ---- networks and losses ------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
         m, d = self.cfg.model, self.cfg.data
         self.check_config()
-        c, blocks = d.channels or 3, m.n_blocks or (9 if d.image_size >= 256 else 6)
+        c, blocks = d.channels or 3, m.n_blocks or (9 if min(height_width(d.image_size)) >= 256 else 6)
         nets: dict[str, nn.Module] = {
             "G_AB": ResnetGenerator(c, c, m.ngf, blocks),
             "G_BA": ResnetGenerator(c, c, m.ngf, blocks),
@@ -212,8 +212,8 @@ class CycleGAN(GanPlugin):
         for net in nets.values():
             net.apply(normal_init)
         # the histories are state, not networks: no update trains them, checkpoints keep them
-        nets["pool_A"] = ImagePool(m.pool_size, c, d.image_size)
-        nets["pool_B"] = ImagePool(m.pool_size, c, d.image_size)
+        nets["pool_A"] = ImagePool(m.pool_size, c, height_width(d.image_size))
+        nets["pool_B"] = ImagePool(m.pool_size, c, height_width(d.image_size))
         return nets
 
     def phases(self) -> list[Phase]:
@@ -285,7 +285,7 @@ class CycleGAN(GanPlugin):
         return {"input": from_uint8(torch.stack([first[i]["image"] for i in range(min(n, len(first)))]))}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
+        return {"input": example_images(2, self.cfg.data.channels or 3, height_width(self.cfg.data.image_size))}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])

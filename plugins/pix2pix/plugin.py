@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gantk import Config, DataConfig, EvalContext, GanPlugin, Phase, StepContext
-from gantk.config import Count, NonNegative, PathStr, Range, Side, Width
+from gantk.config import Count, ImageSize, NonNegative, PathStr, Range, Width, height_width
 from gantk.data import TensorDataset, jitter, load_dataset, load_rows
 from gantk.errors import ConfigError, DataError
 from gantk.init import normal_init
@@ -36,7 +36,8 @@ from .networks import PatchDiscriminator, UNetGenerator
 @dataclass
 class Pix2PixData(DataConfig):
     direction: Literal["AtoB", "BtoA"] = "BtoA"  # facades: B (label map, right half) -> A (photo)
-    load_size: Side = 286  # jitter: resize to load_size, random-crop image_size; = image_size: no crop
+    # jitter: resize to load_size, random-crop image_size; = image_size: no crop; [height, width] like image_size
+    load_size: ImageSize = 286
     flip: bool = True
     holdout: Count = 40  # the last N pairs: evaluation only, never trained on; 0: no evaluation
 
@@ -108,6 +109,7 @@ class Pix2Pix(GanPlugin):
     config_class = Pix2PixConfig
     best_mode = "min"
     tasks = frozenset({"translate"})
+    any_aspect = True  # fully convolutional: data.image_size may be [height, width]
 
     cfg: Pix2PixConfig
 
@@ -144,29 +146,27 @@ class Pix2Pix(GanPlugin):
         """Random jitter, the same for input and target: resize to load_size, crop, flip (on the device)."""
         d = self.cfg.data
         x = torch.cat(self._split(batch), dim=1)  # crop and flip the pair as one image
-        if d.load_size != d.image_size:
-            x = F.interpolate(x, size=(d.load_size, d.load_size), mode="bicubic", align_corners=False).clamp_(-1, 1)
         n = len(x)
-        offsets = jitter.random_offsets(ctx.rand(n, 2), d.load_size - d.image_size + 1)
-        flips = ctx.rand(n) < 0.5 if d.flip else None
-        x = jitter.crop(x, offsets, d.image_size, flips)
+        offsets, flips = ctx.rand(n, 2), ctx.rand(n) < 0.5 if d.flip else None
+        x = jitter.resize_and_crop(x, d.load_size, d.image_size, offsets, flips)
         c = x.shape[1] // 2
         return {"input": x[:, :c], "target": x[:, c:]}
 
     # ---- networks and losses ------------------------------------------------------------------------
     def check_config(self) -> None:
         d, m = self.cfg.data, self.cfg.model
-        if d.image_size % 2**m.num_downs:
+        (h, w), (load_h, load_w) = height_width(d.image_size), height_width(d.load_size)
+        if h % 2**m.num_downs or w % 2**m.num_downs:
             raise ConfigError(
                 f"data.image_size={d.image_size} must be a multiple of 2**model.num_downs={2**m.num_downs} (the "
-                "U-Net halves it num_downs times)."
+                "U-Net halves it num_downs times), in height and width."
             )
-        if m.n_layers and d.image_size // 2**m.n_layers < 4:
+        if m.n_layers and min(h, w) // 2**m.n_layers < 4:
             raise ConfigError(
                 f"model.n_layers={m.n_layers} is too deep for data.image_size={d.image_size}: the PatchGAN halves "
-                f"the image n_layers times and needs at least 4x4 left (n_layers <= {(d.image_size // 4).bit_length() - 1})."
+                f"the image n_layers times and needs at least 4x4 left (n_layers <= {(min(h, w) // 4).bit_length() - 1})."
             )
-        if d.load_size < d.image_size:
+        if load_h < h or load_w < w:
             raise ConfigError(f"data.load_size ({d.load_size}) must be at least data.image_size ({d.image_size}).")
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -232,7 +232,7 @@ class Pix2Pix(GanPlugin):
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
-        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
+        return {"input": example_images(2, self.cfg.data.channels or 3, height_width(self.cfg.data.image_size))}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])
