@@ -15,6 +15,7 @@ import warnings
 
 from gantk import __version__
 from gantk.commands import add_parsers
+from gantk.commands.common import fetch_hub_checkpoint
 from gantk.errors import GantkError, TrainingStopped
 
 
@@ -45,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     rank = f"[rank {world.rank}] " if world.distributed else ""
     level = logging.INFO if world.is_main else logging.WARNING  # progress notes once, not once per rank
     logging.basicConfig(level=level, format="gantk: %(message)s", stream=sys.stderr)
+    for client in ("httpx", "httpx2"):  # huggingface_hub's HTTP client logs every request at INFO
+        logging.getLogger(client).setLevel(logging.WARNING)
     warnings.showwarning = _show_warning
     if not world.is_main:  # every rank runs the same code: rank 0 says each warning once for all
         warnings.simplefilter("ignore")
     try:
         if getattr(args, "output", None) is not None and not args.output.strip():
             raise GantkError("-o is empty; give a file or folder to write.")
+        fetch_hub_checkpoint(args)  # hf://NAME[@revision]: downloaded and verified before the command runs
         return args.run(args)
     except GantkError as exc:
         if os.environ.get("GANTK_DEBUG"):

@@ -38,6 +38,7 @@ FLOORS = {
     "probe": 7,
     "upscale": 7,
     "deploy": 7,
+    "publish": 7,
     "testing": 7,
     "scaffold": 7,
     "plugins": 8,

@@ -23,6 +23,7 @@ VERBS = (
     "classifier",
     "probe",
     "export",
+    "push",
     "eval",
 )
 

@@ -44,6 +44,15 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
 
 
+def fetch_hub_checkpoint(args: argparse.Namespace) -> None:
+    """A checkpoint argument ``hf://NAME[@revision]`` becomes the model's folder in the hub's cache, downloaded
+    and verified before the command runs (:mod:`gantk.io.hub`): every command that takes a checkpoint takes one."""
+    from gantk.io import hub
+
+    if hub.is_reference(getattr(args, "checkpoint", None)):
+        args.checkpoint = str(hub.fetch(args.checkpoint))
+
+
 def which(args: argparse.Namespace) -> str:
     """The checkpoint of the run that ``--best`` picks: ``best`` or ``last`` (the newest)."""
     return "best" if args.best else "last"

@@ -16,6 +16,7 @@ from torch import nn
 
 from gantk.errors import GantkError
 from gantk.io.checkpoint import EXPORT_INFO  # the description an export folder carries beside its model file
+from gantk.io.hub import is_cached_blob
 
 
 class OnnxGenerator(nn.Module):
@@ -87,13 +88,14 @@ DTYPES = {"float32": "tensor(float)", "int64": "tensor(int64)", "float16": "tens
 
 def check_export(folder: Path) -> tuple[dict[str, Any], Path]:
     """``(export.json, the model file)`` of an export folder, checked like a checkpoint: the model is a
-    regular file inside the folder (no symlink out of it), every file matches the SHA-256 of the
+    regular file inside the folder (no symlink out of it, but for the hub cache's own links from a snapshot to
+    its blobs: ``hf://`` models), every file matches the SHA-256 of the
     manifest written at export, and the graph keeps its weights inside (no external-data paths)."""
     from gantk.io import checkpoint as ckpt
 
     info = read_export_info(folder)
     model = folder / info["model"]
-    if model.is_symlink() or not model.is_file():
+    if (model.is_symlink() and not is_cached_blob(model)) or not model.is_file():
         what = "a symbolic link" if model.is_symlink() else "missing"
         raise GantkError(f"{model}, the model file {folder / EXPORT_INFO} names, is {what}; export again.")
     manifest = folder / ckpt.MANIFEST
