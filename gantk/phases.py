@@ -104,3 +104,14 @@ class Phase:
     ) -> Phase:
         """The usual rhythm: ``d_repeat`` D updates, then one G update with D frozen."""
         return cls(name, (Update("D", d_loss, repeat=d_repeat), Update("G", g_loss, freeze=("D",))), steps)
+
+
+def phase_at(phases: list[Phase], step: int) -> Phase:
+    """The phase that runs at ``step`` (0-based: steps done before it): each phase runs its ``steps``, the
+    last one (or one without ``steps``) for the rest."""
+    start = 0
+    for phase in phases:
+        if phase.steps is None or step < start + phase.steps:
+            return phase
+        start += phase.steps
+    return phases[-1]

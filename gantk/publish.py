@@ -75,7 +75,7 @@ def model_card(repo: str, meta: dict[str, Any], evaluation, grid: bool, fmt: str
     h, w = height_width(data.get("image_size", 0) or 0)
     header = {
         "library_name": "gantk",
-        "tags": ["gan", "gantk", plugin],
+        "tags": ["gan", plugin],
         "pipeline_tag": PIPELINE_TAGS[task],
         **({"datasets": [data["name"]]} if data.get("name") and "/" not in str(data["name"]) else {}),
     }
@@ -91,7 +91,7 @@ def model_card(repo: str, meta: dict[str, Any], evaluation, grid: bool, fmt: str
         f"A **{plugin}** generator trained with [gantk](https://pypi.org/project/gantk/) {meta.get('gantk_version', '')}"
         f" and published by `gantk push` (gantk {__version__}).",
         "",
-        "| | |",
+        "| model | |",
         "|---|---|",
         f"| plugin | `{plugin}` ({meta.get('plugin', {}).get('source', '?')}) |",
         f"| data | `{data.get('name', '?')}`, {h}x{w}, {data.get('channels', '?')} channel(s) |",

@@ -145,7 +145,7 @@ def _emas(plugin: GanPlugin, nets: dict[str, nn.Module], tc, world: distributed.
             tc.ema.start_step,
             half_life=tc.ema.half_life_kimg * 1000,
             rampup=tc.ema.rampup,
-            batch=tc.batch_size * world.size,
+            batch=tc.batch_size,  # the global batch already: every rank's share
         )
         for name in plugin.sampled_networks()
     }

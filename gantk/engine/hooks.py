@@ -202,3 +202,18 @@ class Evaluate(Hook):
         better = best is None or (value < best if mode == "min" else value > best)
         if better and math.isfinite(value):
             trainer.keep_best(name, value, protocol)
+
+
+def run_hooks(train: Any, plugin: GanPlugin, user_hooks: list[Hook]) -> list[Hook]:
+    """A run's hooks, in the order they run between steps: the engine's sample grid and evaluation, the
+    plugin's, the user's, then the training-health alarms (last, so the others keep the positions their
+    saved states are keyed by)."""
+    from gantk.engine.health import HealthWatch
+
+    return [
+        SampleGrid(train.sample_every),
+        Evaluate(train.eval_every),
+        *plugin.hooks(),
+        *user_hooks,
+        HealthWatch(train.log_every, train.alarms),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.progress import Progress, TextColumn
 
@@ -119,3 +120,15 @@ class RunLogger:
             tracker.close()
         if self.jsonl is not None:
             self.jsonl.close()
+
+
+def interval_values(meter: Any, world: Any, optimizers: dict, phase: Any, since: int, step: int) -> dict[str, float]:
+    """One log interval's numbers: the meter's means (one host read, averaged over the ranks), each
+    optimizer's learning rate, and how often each lazy update ran since step ``since``. ``kimg`` (images
+    shown to D) is the caller's: the global batch is in the config."""
+    from gantk.engine import distributed
+
+    values = meter.means(lambda means: distributed.mean_over_ranks(means, world))
+    lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in optimizers.items()}
+    runs = {f"runs/{k}": n for k, n in phase.lazy_runs(since, step).items()}
+    return {**values, **lrs, **runs}

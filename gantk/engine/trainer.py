@@ -43,9 +43,8 @@ from gantk.engine import assembly, distributed, failures, preflight, setup, sign
 from gantk.engine.checkpointing import Checkpoints
 from gantk.engine.ema import EmaGenerator
 from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
-from gantk.engine.health import HealthWatch
-from gantk.engine.hooks import Evaluate, SampleGrid, TrainerView
-from gantk.engine.logger import RunLogger, console
+from gantk.engine.hooks import TrainerView, run_hooks
+from gantk.engine.logger import RunLogger, console, interval_values
 from gantk.engine.resolve import resolve_run
 from gantk.engine.run_folder import RunFolder
 from gantk.engine.sampler import TrainingSampler
@@ -54,6 +53,7 @@ from gantk.engine.trackers import open_trackers as trackers_of
 from gantk.engine.trackers import tracker_names
 from gantk.errors import StepFailed, TrainingStopped
 from gantk.io import checkpoint as ckpt
+from gantk.phases import phase_at
 from gantk.plugin import Batch, GanPlugin, Hook, Phase
 from gantk.registry import PluginSpec
 
@@ -215,14 +215,7 @@ class Trainer:
         self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
         one_checkpoint = setup.checkpoint_bytes(self.nets, trained, [e.module for e in self.emas.values()])
         distributed.main_first(lambda: setup.check_disk_space(self.run, one_checkpoint), world)
-        self.hooks: list[Hook] = [
-            SampleGrid(tc.sample_every),
-            Evaluate(tc.eval_every),
-            *self.plugin.hooks(),
-            *self.user_hooks,
-            # last, so the others keep their positions (their saved states are keyed by position)
-            HealthWatch(tc.log_every, tc.alarms),
-        ]
+        self.hooks: list[Hook] = run_hooks(tc, self.plugin, self.user_hooks)
         self.checkpoints.hooks = self.hooks
         if resume_from is not None:
             self.hooks_pending = self.checkpoints.restore_hooks(resume_from)
@@ -239,12 +232,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def phase_at(self, step: int) -> Phase:
-        start = 0
-        for phase in self.phases:
-            if phase.steps is None or step < start + phase.steps:
-                return phase
-            start += phase.steps
-        return self.phases[-1]
+        return phase_at(self.phases, step)
 
     def fit(self) -> Path:
         """Train up to ``train.max_steps`` generator steps; returns the final checkpoint folder."""
@@ -336,11 +324,11 @@ class Trainer:
         with self._saved_on_failure(last_saved):
             if step % tc.log_every == 0 or step == tc.max_steps or step == self._first_step + 1:
                 self._check_nonfinite()  # the first step is logged too: a slow run shows its losses at once
-                values = self.train_step.meter.means(lambda means: distributed.mean_over_ranks(means, self.world))
-                lrs = {f"lr/{k}": float(o.param_groups[0]["lr"]) for k, o in self.optimizers.items()}
-                runs = {f"runs/{k}": n for k, n in phase.lazy_runs(self._logged_at, step).items()}
-                kimg = {"kimg": step * tc.batch_size * self.world.size / 1000}  # images shown to D, all ranks
-                self.logger.log_interval(step, phase.name, {**kimg, **values, **lrs, **runs})
+                values = interval_values(
+                    self.train_step.meter, self.world, self.optimizers, phase, self._logged_at, step
+                )
+                kimg = step * tc.batch_size / 1000  # images shown to D on all ranks: batch_size is the global batch
+                self.logger.log_interval(step, phase.name, {"kimg": kimg, **values})
                 self._logged_at = step
             else:
                 self.logger.advance(step)

@@ -48,6 +48,8 @@ def main() -> None:
         trainer.fit()
         nets = trainer.nets
         weights = {f"{name}.{k}": v.detach().clone() for name, net in nets.items() for k, v in net.state_dict().items()}
+        for name, ema in trainer.emas.items():  # the averaged weights: their half-life counts the global batch
+            weights.update({f"{name}_ema.{k}": v.detach().clone() for k, v in ema.module.named_parameters()})
         save_file(weights, out / f"rank{trainer.world.rank}.safetensors")
         (out / f"rank{trainer.world.rank}.skipped").write_text(str(trainer.nonfinite_skipped))
         if trainer.world.is_main and not stylegan2:

@@ -24,7 +24,10 @@ from tests.helpers import REPO, write_image_folder
 from tests.helpers.apps import free_port
 
 WORKER = REPO / "tests" / "engine" / "ddp_worker.py"
-SETTINGS = ["train.batch_size=8", "train.max_steps=3", "train.ema.enabled=true", "train.ema.calibration_batches=2"]
+SETTINGS = [
+    "train.batch_size=8", "train.max_steps=3", "train.ema.enabled=true", "train.ema.calibration_batches=2",
+    "train.ema.half_life_kimg=0.02",  # StyleGAN2's rule: the EMA's weight follows the images of the global batch
+]  # fmt: skip
 
 
 def env() -> dict[str, str]:
@@ -52,7 +55,7 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 def losses(run_folder: Path) -> list[dict[str, float]]:
     records = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k.startswith(("D/", "G/"))} for r in records if "G/adv" in r]
+    return [{k: v for k, v in r.items() if k.startswith(("D/", "G/")) or k == "kimg"} for r in records if "G/adv" in r]
 
 
 @pytest.fixture(scope="module")
