@@ -31,6 +31,7 @@ import contextlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -158,3 +159,13 @@ class StepRunner:
         self.step.autocast_cache = True
         self.graphs.clear()
         warnings.warn(f"CUDA graphs off, training eagerly: {reason}", stacklevel=3)
+
+
+def build_runner(
+    step: TrainStep, train: Any, device: torch.device, distributed: bool, plugin_reason: str, noise: torch.Generator
+) -> tuple[StepRunner, str]:
+    """The run's :class:`StepRunner` under ``train.cuda_graph`` / ``train.compile``, and why an asked-for graph
+    cannot be had ("" when it can, or was not asked for): the caller says so once."""
+    mode, why = resolve_graph_mode(train.cuda_graph, device, distributed, train.compile, plugin_reason)
+    record = cuda_graph_recorder([noise]) if mode == "on" else None
+    return StepRunner(step, record, check_host_reads=train.compile == "off"), why

@@ -42,7 +42,7 @@ from gantk.config import Config, to_dict
 from gantk.engine import assembly, distributed, failures, preflight, setup, signals, snapshot
 from gantk.engine.checkpointing import Checkpoints
 from gantk.engine.ema import EmaGenerator
-from gantk.engine.graph import StepRunner, cuda_graph_recorder, resolve_graph_mode
+from gantk.engine.graph import build_runner
 from gantk.engine.hooks import TrainerView, run_hooks
 from gantk.engine.logger import RunLogger, console, interval_values
 from gantk.engine.resolve import resolve_run
@@ -206,13 +206,10 @@ class Trainer:
             self.train_step.step_tensor.fill_(self.step)
         if world.is_main:  # after the checkpoint matched: a refused --resume --set leaves config.yaml as it was
             self.folder.write_config(cfg)
-        mode, why = resolve_graph_mode(
-            tc.cuda_graph, self.device, world.distributed, tc.compile, self.plugin.capturable_reason()
-        )
+        reason = self.plugin.capturable_reason()
+        self.runner, why = build_runner(self.train_step, tc, self.device, world.distributed, reason, self.state.noise)
         if why and world.is_main:
             warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
-        record = cuda_graph_recorder([self.state.noise]) if mode == "on" else None
-        self.runner = StepRunner(self.train_step, record, check_host_reads=tc.compile == "off")
         one_checkpoint = setup.checkpoint_bytes(self.nets, trained, [e.module for e in self.emas.values()])
         distributed.main_first(lambda: setup.check_disk_space(self.run, one_checkpoint), world)
         self.hooks: list[Hook] = run_hooks(tc, self.plugin, self.user_hooks)

@@ -106,8 +106,9 @@ def test_d_wins_needs_the_whole_stretch_and_a_recovery_restarts_it():
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs the shared MNIST")
-def test_a_healthy_dcgan_raises_no_alarm_from_its_first_step(tmp_path):
+def test_a_healthy_dcgan_raises_no_alarm_from_its_first_step(tmp_path, monkeypatch):
     """DCGAN at width 32 on MNIST for 600 steps (its samples are digits by then): measured from step 1."""
+    monkeypatch.setenv("GANTK_DATA", str(SHARED_DATA))  # the shared copy, never a download
     spec, plugin = tiny_plugin(
         "dcgan",
         {
