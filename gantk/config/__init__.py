@@ -42,7 +42,6 @@ from gantk.config.schema import (
     Unit,
     Width,
     height_width,
-    is_square,
     to_dict,
 )
 from gantk.config.validate import Origins, build
@@ -87,7 +86,6 @@ __all__ = [
     "plain_value",
     "rebase_paths",
     "height_width",
-    "is_square",
     "to_dict",
     "with_values",
 ]

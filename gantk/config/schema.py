@@ -262,11 +262,6 @@ def height_width(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return int(size), int(size)
 
 
-def is_square(size: int | tuple[int, int] | list[int]) -> bool:
-    h, w = height_width(size)
-    return h == w
-
-
 def to_dict(cfg: Any) -> Any:
     """Dataclasses -> plain dicts/lists (tuples become lists), ready for YAML or JSON."""
     if dataclasses.is_dataclass(cfg):

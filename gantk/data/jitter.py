@@ -32,7 +32,7 @@ def crop(images: Tensor, top_left: Tensor, size: int | tuple[int, int], flip: Te
     mirrors the chosen images left to right (by reading their columns backwards: no extra pass).
     """
     n, c, h, w = images.shape
-    height, width = size if isinstance(size, tuple) else (size, size)
+    height, width = height_width(size)
     rows = top_left[:, :1] + torch.arange(height, device=images.device)  # (N, height)
     cols = top_left[:, 1:] + torch.arange(width, device=images.device)
     if flip is not None:

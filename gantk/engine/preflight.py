@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from gantk import memory
-from gantk.config import EvalConfig, height_width, is_square
+from gantk.config import EvalConfig, height_width
 from gantk.data.transforms import load_pipeline
 from gantk.engine.trackers import check_installed
 from gantk.errors import ConfigError
@@ -30,8 +30,8 @@ def check_config(plugin: GanPlugin) -> None:
     architecture cannot take is refused now, not after decoding the dataset), and a best metric the plugin
     reports (not at the first evaluation)."""
     cfg = plugin.cfg
-    if not is_square(cfg.data.image_size) and not plugin.any_aspect:
-        h, w = height_width(cfg.data.image_size)
+    if isinstance(cfg.data.image_size, tuple) and not plugin.any_aspect:  # [h, w], even [32, 32]: a square
+        h, w = height_width(cfg.data.image_size)  # plugin's networks read one number
         raise ConfigError(
             f"config key 'data.image_size' is [{h}, {w}], but plugin '{cfg.plugin}' builds square images only (its "
             "architecture is fixed to one side: a dense layer or a fixed stack of upsamplings), so it takes one "

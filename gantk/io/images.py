@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from gantk.config import height_width
+
 
 def from_uint8(images: Tensor) -> Tensor:
     """uint8 pixels (0-255) -> float32 in [-1, 1]."""
@@ -86,5 +88,5 @@ def save_each(images: Tensor, folder: str | Path, prefix: str = "sample") -> lis
 def example_images(n: int, channels: int, size: int | tuple[int, int], seed: int = 0) -> Tensor:
     """``n`` seeded random images (N, C, height, width) in [-1, 1] of ``size`` (one side or ``(height,
     width)``): what an image-to-image plugin's ``export_inputs`` traces its graph with, made without data."""
-    h, w = size if isinstance(size, (tuple, list)) else (size, size)
+    h, w = height_width(size)
     return torch.rand(n, channels, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1

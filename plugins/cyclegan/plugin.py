@@ -212,8 +212,8 @@ class CycleGAN(GanPlugin):
         for net in nets.values():
             net.apply(normal_init)
         # the histories are state, not networks: no update trains them, checkpoints keep them
-        nets["pool_A"] = ImagePool(m.pool_size, c, height_width(d.image_size))
-        nets["pool_B"] = ImagePool(m.pool_size, c, height_width(d.image_size))
+        nets["pool_A"] = ImagePool(m.pool_size, c, d.image_size)
+        nets["pool_B"] = ImagePool(m.pool_size, c, d.image_size)
         return nets
 
     def phases(self) -> list[Phase]:
@@ -285,7 +285,7 @@ class CycleGAN(GanPlugin):
         return {"input": from_uint8(torch.stack([first[i]["image"] for i in range(min(n, len(first)))]))}
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input": example_images(2, self.cfg.data.channels or 3, height_width(self.cfg.data.image_size))}
+        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])

@@ -232,7 +232,7 @@ class Pix2Pix(GanPlugin):
 
     def export_inputs(self) -> dict[str, torch.Tensor]:
         """Two input images of data.image_size (any multiple of 2**model.num_downs works once exported)."""
-        return {"input": example_images(2, self.cfg.data.channels or 3, height_width(self.cfg.data.image_size))}
+        return {"input": example_images(2, self.cfg.data.channels or 3, self.cfg.data.image_size)}
 
     def generate(self, G: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return G(inputs["input"])

@@ -116,6 +116,13 @@ def test_the_square_plugins_refuse_a_height_and_width_in_one_paragraph(name, ima
     assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
 
 
+def test_a_square_plugin_given_a_square_height_and_width_is_told_to_give_one_number(image_folder, tmp_path):
+    """[32, 32] is a square, but DCGAN's networks read one number: refused up front (it crashed in them)."""
+    out = gantk("train", "dcgan", "--data", str(image_folder), "--out", str(tmp_path / "run"), "--device", "cpu",
+                "--set", "data.image_size=[32,32]")  # fmt: skip
+    assert out.returncode == 2 and "takes one number (data.image_size=32)" in out.stderr
+
+
 def test_a_size_is_one_side_or_a_height_and_width(image_folder):
     assert height_width(64) == (64, 64) and height_width([32, 48]) == (32, 48)
     _, plugin = tiny_dcgan(image_folder)
