@@ -91,25 +91,24 @@ def plan_resume(cls: type[GanPlugin], cfg: Config, run: Path, resume: bool | str
     state = ckpt.read_training_state(folder)
     plan.step, plan.data = int(state["step"]), dict(state.get("data") or {})
     saved = saved_config(cls, meta["config"], folder)
-    changed = differences(to_dict(saved), to_dict(cfg))
-    changed = {k: v for k, v in changed.items() if k != "plugin" and not _unresolved(v)}
+    changed = {k: v for k, v in differences(to_dict(saved), to_dict(cfg)).items() if k != "plugin"}
     if not changed:
         return plan
     shapes = network_shapes(cls, saved)
     for key, (old, new) in changed.items():
         try:
-            same = network_shapes(cls, with_values(saved, {key: new}, "--dry-run")) == shapes
+            same, why = network_shapes(cls, with_values(saved, {key: new}, "--dry-run")) == shapes, ""
         except (GantkError, RuntimeError, ValueError, TypeError) as exc:
-            plan.refused.append(f"{key}: {old!r} -> {new!r} (the networks cannot be built: {exc})")
-            continue
+            same, why = False, f"the networks cannot be built: {exc}"
         if same:
             plan.accepted.append(f"{key}: {old!r} -> {new!r}")
-        else:
-            plan.refused.append(f"{key}: {old!r} -> {new!r} (changes the networks' shapes: the weights would not load)")
+        elif not _placeholder(old, new):
+            why = why or "changes the networks' shapes: the weights would not load"
+            plan.refused.append(f"{key}: {old!r} -> {new!r} ({why})")
     return plan
 
 
-def _unresolved(change: tuple[Any, Any]) -> bool:
-    """A value the data fills in (``data.channels: 3 -> 0``) is the same value before resolving."""
-    old, new = change
+def _placeholder(old: Any, new: Any) -> bool:
+    """``data.channels: 3 -> 0``: the value left for the data to fill in, which a resume fills again as the
+    checkpoint's run did (only where the networks need it; a 0 that builds the same is a real change)."""
     return new in (0, "") and old not in (0, "")

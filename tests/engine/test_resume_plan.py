@@ -69,3 +69,15 @@ def test_differences_are_dotted_keys_with_both_values():
         "a.c": ([1], [2]),
         "e": (None, 3),
     }
+
+
+def test_a_change_to_zero_is_listed_and_a_value_left_for_the_data_is_not_refused(image_folder, tmp_path):
+    """``train.sample_every: 3 -> 0`` is a real change (it was hidden as if the data filled it in);
+    ``data.channels: 3 -> 0`` is the value a resume fills from the data again, neither change nor refusal."""
+    run = tmp_path / "run"
+    spec, plugin = tiny_dcgan(image_folder, train={"max_steps": 2, "sample_every": 3})
+    train(plugin, run, spec)
+    _, cls = registry.load("dcgan")
+    cfg = registry.make_config(spec, cls, resumed_run=run, overrides=["train.sample_every=0", "data.channels=0"])
+    plan = plan_resume(cls, cfg, run, True)
+    assert plan.accepted == ["train.sample_every: 3 -> 0"] and plan.refused == []
