@@ -28,17 +28,17 @@ from typing import Any
 from gantk.errors import ConfigError
 
 IDS_FILE = "trackers.json"
-EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}
+#: each tracker is its package's name and gantk's extra's name alike (pip install 'gantk[mlflow]')
+EXTRAS = ("tensorboard", "mlflow", "wandb")
 
 
 def check_installed(names: list[str]) -> None:
     """Refuse, before any work, a tracker whose package is not installed: one paragraph naming the extra."""
     for name in names:
-        module, extra = EXTRAS.get(name, (None, None))
-        if module and importlib.util.find_spec(module) is None:
+        if name in EXTRAS and importlib.util.find_spec(name) is None:
             raise ConfigError(
-                f"config key 'train.loggers' lists '{name}', but the {module} package is not installed. Install "
-                f"it with pip install 'gantk[{extra}]' (or pip install {module}), or leave '{name}' out of "
+                f"config key 'train.loggers' lists '{name}', but the {name} package is not installed. Install "
+                f"it with pip install 'gantk[{name}]' (or pip install {name}), or leave '{name}' out of "
                 "train.loggers; metrics.jsonl is written either way. Nothing was trained."
             )
 

@@ -198,8 +198,9 @@ class Trainer:
             setup.seed_everything(setup.rank_seed(tc.seed, world.rank), tc.deterministic)
         self.train_step = TrainStep(self.parts.step)
         self.sampler = TrainingSampler(self.plugin, self.parts, self.device, self.sample_inputs)
+        self.hooks: list[Hook] = run_hooks(tc, self.plugin, self.user_hooks)
         self.checkpoints = Checkpoints(
-            self.plugin, self.spec, self.folder, self.state, world, self.sampler, transforms_sha256
+            self.plugin, self.spec, self.folder, self.state, world, self.sampler, transforms_sha256, self.hooks
         )
         if resume_from is not None:
             self.checkpoints.restore(resume_from, self.device)
@@ -212,8 +213,6 @@ class Trainer:
             warnings.warn(f"train.cuda_graph={tc.cuda_graph}: {why}.", stacklevel=2)
         one_checkpoint = setup.checkpoint_bytes(self.nets, trained, [e.module for e in self.emas.values()])
         distributed.main_first(lambda: setup.check_disk_space(self.run, one_checkpoint), world)
-        self.hooks: list[Hook] = run_hooks(tc, self.plugin, self.user_hooks)
-        self.checkpoints.hooks = self.hooks
         if resume_from is not None:
             self.hooks_pending = self.checkpoints.restore_hooks(resume_from)
         self.view = TrainerView(self)  # what every hook gets: read-only

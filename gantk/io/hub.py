@@ -33,9 +33,9 @@ def is_reference(text: object) -> bool:
 def parse(reference: str) -> tuple[str, str | None]:
     """``hf://user/model@v1`` -> ``("user/model", "v1")``; the revision is None when not given."""
     body = reference[len(PREFIX) :]
-    repo, _, revision = body.partition("@")
+    repo, at, revision = body.partition("@")
     parts = repo.strip("/").split("/")
-    if len(parts) != 2 or not all(parts) or (_ and not revision):
+    if len(parts) != 2 or not all(parts) or (at and not revision):
         raise ConfigError(
             f"{reference} is not a Hub model reference; expected hf://OWNER/NAME or hf://OWNER/NAME@REVISION "
             "(a branch, tag or commit)."
